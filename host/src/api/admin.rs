@@ -1,0 +1,202 @@
+//! `/v1/admin/components`: the component lifecycle — upload (validated, not yet active), list,
+//! inspect, download, activate, roll back, delete. Guarded by the admin token; with none
+//! configured the whole admin API answers 403.
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::input::{drain, multipart_error, read_body};
+use crate::app::AppState;
+use crate::queue::ComponentRecord;
+use crate::sandbox::validate::CanaryReport;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/admin/components", post(upload).get(list))
+        .route("/v1/admin/components/rollback", post(rollback))
+        .route("/v1/admin/components/{digest}", get(details).delete(delete))
+        .route("/v1/admin/components/{digest}/wasm", get(wasm))
+        .route("/v1/admin/components/{digest}/activate", post(activate))
+}
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = &state.config.admin_token else {
+            return Err(ApiError::AdminDisabled);
+        };
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::AdminUnauthorized)?;
+        // Compare digests, so timing says nothing about the token.
+        if crate::sandbox::sha256_hex(presented.as_bytes()) == crate::sandbox::sha256_hex(token.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::AdminUnauthorized)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ComponentView {
+    #[serde(flatten)]
+    pub record: ComponentRecord,
+    pub active: bool,
+    /// Present on upload: what the canary run measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub canary: Option<CanaryReport>,
+}
+
+fn view(state: &AppState, record: ComponentRecord, canary: Option<CanaryReport>) -> ComponentView {
+    let active = state.components.active().digest() == record.digest;
+    ComponentView {
+        record,
+        active,
+        canary,
+    }
+}
+
+/// Upload a component (raw body, or multipart field `file`); it is validated and stored, not
+/// activated. 201 when new, 200 when the digest was already known.
+#[utoipa::path(post, path = "/v1/admin/components", tag = "admin",
+    responses((status = 201, body = ComponentView), (status = 200, body = ComponentView),
+        (status = 422, description = "Refused; `step` says at which validation step"),
+        (status = 401, description = "Bad admin token"), (status = 403, description = "Admin API disabled")))]
+async fn upload(
+    State(state): State<AppState>,
+    admin: Result<Admin, ApiError>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let limit = state.config.max_body_bytes;
+    if let Err(refused) = admin {
+        // A component is megabytes still in flight: read it away so the client gets the
+        // 401/403 instead of a reset connection.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(limit as u64);
+        drain(req.into_body(), declared).await;
+        return Err(refused);
+    }
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let wasm = if multipart {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+        let mut wasm = None;
+        while let Some(field) = form.next_field().await.map_err(|e| multipart_error(e, limit))? {
+            if matches!(field.name(), Some("file" | "component")) {
+                wasm = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| multipart_error(e, limit))?
+                        .to_vec(),
+                );
+            }
+        }
+        wasm.ok_or_else(|| ApiError::BadRequest("the form needs a `file` field with the component".into()))?
+    } else {
+        read_body(req.into_body(), limit).await?
+    };
+    if wasm.is_empty() {
+        return Err(ApiError::BadRequest("the request contains no component".into()));
+    }
+    let (record, report, new) = state.components.upload(wasm, "upload").await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    let location = format!("/v1/admin/components/{}", record.digest);
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(view(&state, record, Some(report))),
+    )
+        .into_response())
+}
+
+/// Every known component, newest first, with the active one marked.
+#[utoipa::path(get, path = "/v1/admin/components", tag = "admin", responses((status = 200, body = [ComponentView])))]
+async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<ComponentView>>, ApiError> {
+    let records = state.components.list().await?;
+    Ok(Json(records.into_iter().map(|r| view(&state, r, None)).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/admin/components/{digest}", tag = "admin", params(("digest" = String, Path)),
+    responses((status = 200, body = ComponentView), (status = 404, description = "Unknown digest")))]
+async fn details(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(digest): Path<String>,
+) -> Result<Json<ComponentView>, ApiError> {
+    Ok(Json(view(&state, state.components.record(&digest).await?, None)))
+}
+
+/// The component itself, so operators and hosts can copy a fleet's components.
+#[utoipa::path(get, path = "/v1/admin/components/{digest}/wasm", tag = "admin", params(("digest" = String, Path)),
+    responses((status = 200, description = "application/wasm"), (status = 404, description = "Unknown digest")))]
+async fn wasm(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let bytes = state.components.wasm(&digest).await?;
+    let mut response = bytes.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/wasm"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+/// Make a stored component the active one (atomic; running jobs finish on their component).
+#[utoipa::path(post, path = "/v1/admin/components/{digest}/activate", tag = "admin", params(("digest" = String, Path)),
+    responses((status = 200, body = ComponentView), (status = 404, description = "Unknown digest")))]
+async fn activate(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(digest): Path<String>,
+) -> Result<Json<ComponentView>, ApiError> {
+    let record = state.components.activate(&digest).await?;
+    Ok(Json(view(&state, record, None)))
+}
+
+/// Go back to the previously active component.
+#[utoipa::path(post, path = "/v1/admin/components/rollback", tag = "admin",
+    responses((status = 200, body = ComponentView), (status = 409, description = "Nothing to roll back to")))]
+async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Json<ComponentView>, ApiError> {
+    let record = state.components.rollback().await?;
+    Ok(Json(view(&state, record, None)))
+}
+
+/// Delete a component that is not active.
+#[utoipa::path(delete, path = "/v1/admin/components/{digest}", tag = "admin", params(("digest" = String, Path)),
+    responses((status = 204), (status = 404, description = "Unknown digest"), (status = 409, description = "Active")))]
+async fn delete(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(digest): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.components.delete(&digest).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,217 @@
+//! The one place errors become HTTP: every failure is an RFC 9457 `application/problem+json`
+//! body with a stable `code` (also the last segment of `type`) and a `detail` written for the
+//! client. Storage failures are logged with their cause and answered with a generic 503.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::queue::QueueError;
+use crate::sandbox::SandboxError;
+use crate::sandbox::registry::RegistryError;
+use crate::sandbox::validate::Step;
+
+/// Why a request failed. Each variant's doc names its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON, bad base64, no image, bad cursor).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: API keys are in use and this request has none or a wrong one.
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    /// 404: no such job (or not this key's).
+    #[error("no job with id {0}")]
+    JobNotFound(String),
+    /// 403: the admin API is disabled (no admin token configured).
+    #[error(
+        "the admin API is disabled; start the server with --admin-token (or EDGETHUMB_ADMIN_TOKEN) to use it"
+    )]
+    AdminDisabled,
+    /// 401: the admin token is missing or wrong.
+    #[error("a valid admin token is required: send `Authorization: Bearer <admin token>`")]
+    AdminUnauthorized,
+    /// 422: an uploaded component failed validation; `step` says where.
+    #[error("the component was refused at the {} step: {reason}", step.name())]
+    ComponentInvalid { step: Step, reason: String },
+    /// 404: no component with that digest.
+    #[error("no component with digest {0}")]
+    ComponentNotFound(String),
+    /// 409: the active component cannot be deleted; nothing to roll back to.
+    #[error("{0}")]
+    ComponentConflict(String),
+    /// 404: no such route.
+    #[error("no such resource: {0}")]
+    NoRoute(String),
+    /// 409: the job has no thumbnail yet (or failed).
+    #[error("{detail}")]
+    NotReady {
+        detail: String,
+        retry_after: Option<u64>,
+    },
+    /// 409: a running job cannot be deleted.
+    #[error("job {0} is running; delete it once it has finished")]
+    Running(String),
+    /// 413: the body is larger than the limit.
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// 415: not an image, or not a format we decode, or a content type we do not take.
+    #[error("{0}")]
+    Unsupported(String),
+    /// 422: a URL field (`url`, `callback_url`) is malformed or not http(s).
+    #[error("{field}: {detail}")]
+    InvalidUrl { field: &'static str, detail: String },
+    /// 422: options out of range.
+    #[error("{0}")]
+    InvalidOptions(String),
+    /// 422 (or 415 for format problems): the job ran and failed; for the synchronous endpoint.
+    #[error("{message}")]
+    JobFailed { code: String, message: String },
+    /// 429: the queue is full.
+    #[error("the queue is full ({0} jobs waiting); retry later")]
+    QueueFull(u64),
+    /// 503: the server is shutting down.
+    #[error("the server is shutting down; retry on another instance or shortly")]
+    ShuttingDown,
+    /// 503: the database failed; the cause is in the log.
+    #[error("the job store is unavailable; retry shortly")]
+    Store(#[from] QueueError),
+    /// 504: the synchronous endpoint's wait ran out; the job goes on.
+    #[error("the thumbnail was not ready within {seconds} s; poll {location}")]
+    Timeout { seconds: u64, location: String },
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    /// For `component_invalid`: the validation step that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::ComponentInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ComponentNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
+            ApiError::JobNotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::NotReady { .. } | ApiError::Running(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidOptions(_) | ApiError::InvalidUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::JobFailed { code, .. } if code == "unsupported_format" => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ShuttingDown | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => "unauthorized",
+            ApiError::AdminDisabled => "admin_disabled",
+            ApiError::ComponentInvalid { .. } => "component_invalid",
+            ApiError::ComponentNotFound(_) => "component_not_found",
+            ApiError::ComponentConflict(_) => "component_conflict",
+            ApiError::JobNotFound(_) => "job_not_found",
+            ApiError::NoRoute(_) => "not_found",
+            ApiError::NotReady { .. } => "not_ready",
+            ApiError::Running(_) => "job_running",
+            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::Unsupported(_) => "unsupported_format",
+            ApiError::InvalidOptions(_) => "invalid_options",
+            ApiError::InvalidUrl { field, .. } if *field == "url" => "source_refused",
+            ApiError::InvalidUrl { .. } => "invalid_callback_url",
+            ApiError::JobFailed { code, .. } => code,
+            ApiError::QueueFull(_) => "queue_full",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Store(_) => "store_unavailable",
+            ApiError::Timeout { .. } => "timeout",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        self.status().canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> Self {
+        ApiError::JobFailed {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid(v) => ApiError::ComponentInvalid {
+                step: v.step,
+                reason: v.reason,
+            },
+            RegistryError::NotFound(d) => ApiError::ComponentNotFound(d),
+            RegistryError::Active(_) | RegistryError::NothingToRollBack => {
+                ApiError::ComponentConflict(e.to_string())
+            }
+            RegistryError::Load { .. } => ApiError::JobFailed {
+                code: "component_unavailable".into(),
+                message: e.to_string(),
+            },
+            RegistryError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Store(cause) = &self {
+            tracing::error!(error = %cause, "job store failure");
+        }
+        let status = self.status();
+        let body = Problem {
+            kind: format!("https://edgethumb.dev/problems/{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            step: match &self {
+                ApiError::ComponentInvalid { step, .. } => Some(step.name()),
+                _ => None,
+            },
+        };
+        let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        let retry_after = match &self {
+            ApiError::NotReady { retry_after, .. } => *retry_after,
+            ApiError::QueueFull(_) => Some(5),
+            ApiError::ShuttingDown | ApiError::Store(_) => Some(2),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if matches!(self, ApiError::Unauthorized | ApiError::AdminUnauthorized) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,54 @@
+//! Liveness and readiness for load balancers and orchestrators.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready for traffic: the database answers, a component is loaded (it is before the server
+/// listens), every configured worker is running, and the server is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the failing check")))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let database = match state.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            "unreachable".to_string()
+        }
+    };
+    let workers = state.workers_alive.load(Ordering::SeqCst);
+    let ready = database == "ok" && workers == state.config.workers && !state.shutdown.is_cancelled();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "database": database,
+            "component": state.components.active().digest(),
+            "workers": workers,
+            "shutting_down": state.shutdown.is_cancelled(),
+        })),
+    )
+}

@@ -1,0 +1,358 @@
+//! Reading a submission in any of the forms clients send: `multipart/form-data` (field
+//! `file`, options as further fields), a raw `image/*` (or octet-stream) body, or JSON with
+//! `image_base64`. Options come from JSON fields, form fields or the query string. The image
+//! type is sniffed from the bytes; the declared content type is never trusted for it.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
+use base64::Engine;
+use resizer_core::{Fit, MAX_OUTPUT_SIDE, OutputFormat};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::queue::JobOptions;
+
+/// Options as text, from the query string or form fields; all optional.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OptionParams {
+    /// Box width, 1 to 4096 (default 100).
+    pub width: Option<String>,
+    /// Box height, 1 to 4096 (default 100).
+    pub height: Option<String>,
+    /// contain (default), cover or fill.
+    pub fit: Option<String>,
+    /// png (default), jpeg or webp.
+    pub format: Option<String>,
+    /// JPEG quality, 1 to 100 (default 80).
+    pub quality: Option<String>,
+    /// Query only: an http(s) URL the finished job is POSTed to.
+    pub callback_url: Option<String>,
+    /// Query only, `GET /v1/thumbnail`: the image's http(s) URL.
+    pub url: Option<String>,
+    /// Query only, `GET /v1/thumbnail`: `placeholder` answers a neutral image instead of an
+    /// error, so an `<img>` never breaks.
+    pub on_error: Option<String>,
+}
+
+impl OptionParams {
+    fn set(&mut self, name: &str, value: String) -> bool {
+        let slot = match name {
+            "width" => &mut self.width,
+            "height" => &mut self.height,
+            "fit" => &mut self.fit,
+            "format" => &mut self.format,
+            "quality" => &mut self.quality,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+
+    /// Fields given here win over `base`.
+    fn over(self, base: OptionParams) -> OptionParams {
+        OptionParams {
+            width: self.width.or(base.width),
+            height: self.height.or(base.height),
+            fit: self.fit.or(base.fit),
+            format: self.format.or(base.format),
+            quality: self.quality.or(base.quality),
+            ..base
+        }
+    }
+
+    /// Parses and range-checks, naming the offending field.
+    pub fn resolve(&self) -> Result<JobOptions, ApiError> {
+        let d = JobOptions::default();
+        let side = |name: &str, v: &Option<String>, default: u32| -> Result<u32, ApiError> {
+            let Some(v) = v else { return Ok(default) };
+            match v.trim().parse::<u64>() {
+                Ok(n) if (1..=MAX_OUTPUT_SIDE as u64).contains(&n) => Ok(n as u32),
+                _ => Err(ApiError::InvalidOptions(format!(
+                    "{name} must be a whole number from 1 to {MAX_OUTPUT_SIDE}, got {v:?}"
+                ))),
+            }
+        };
+        let quality = match &self.quality {
+            None => d.quality,
+            Some(v) => match v.trim().parse::<u8>() {
+                Ok(q) if (1..=100).contains(&q) => q,
+                _ => {
+                    return Err(ApiError::InvalidOptions(format!(
+                        "quality must be from 1 to 100, got {v:?}"
+                    )));
+                }
+            },
+        };
+        Ok(JobOptions {
+            width: side("width", &self.width, d.width)?,
+            height: side("height", &self.height, d.height)?,
+            fit: match &self.fit {
+                None => d.fit,
+                Some(v) => Fit::parse(v.trim()).ok_or_else(|| {
+                    ApiError::InvalidOptions(format!("fit must be contain, cover or fill, got {v:?}"))
+                })?,
+            },
+            format: match &self.format {
+                None => d.format,
+                Some(v) => OutputFormat::parse(v.trim()).ok_or_else(|| {
+                    ApiError::InvalidOptions(format!("format must be png, jpeg or webp, got {v:?}"))
+                })?,
+            },
+            quality,
+        })
+    }
+}
+
+/// JSON submission body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSubmission {
+    /// The image, base64 (standard or URL-safe alphabet; a `data:` URL prefix is accepted).
+    pub image_base64: Option<String>,
+    /// Or: an http(s) URL the worker fetches the image from.
+    pub url: Option<String>,
+    /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
+    pub callback_url: Option<String>,
+    #[schema(value_type = Option<u32>)]
+    pub width: Option<serde_json::Value>,
+    #[schema(value_type = Option<u32>)]
+    pub height: Option<serde_json::Value>,
+    pub fit: Option<String>,
+    pub format: Option<String>,
+    #[schema(value_type = Option<u8>)]
+    pub quality: Option<serde_json::Value>,
+}
+
+/// Where a submission's image comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// Uploaded bytes, format already sniffed.
+    Bytes(Vec<u8>),
+    /// A URL the worker fetches (scheme checked; the SSRF guard runs at fetch time).
+    Url(String),
+}
+
+/// A parsed submission.
+#[derive(Debug)]
+pub struct Submission {
+    pub source: Source,
+    pub options: JobOptions,
+    pub callback_url: Option<String>,
+}
+
+/// Checks a URL field's syntax and scheme; addresses are checked when it is used.
+pub fn check_url_field(field: &'static str, url: &str) -> Result<String, ApiError> {
+    crate::fetch::check_url(url)
+        .map(|u| u.to_string())
+        .map_err(|e| ApiError::InvalidUrl {
+            field,
+            detail: e.to_string(),
+        })
+}
+
+fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
+    v.map(|v| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+/// Reads the body up to `limit` bytes, answering 413 beyond it.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(e) => {
+            let too_large =
+                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ApiError::TooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("reading the request body failed: {e}"))
+            })
+        }
+    }
+}
+
+fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+    let text = text.trim();
+    let payload = match text.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').map(|(_, p)| p).unwrap_or(""),
+        None => text,
+    };
+    let compact: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines
+        .iter()
+        .find_map(|e| e.decode(&compact).ok())
+        .ok_or_else(|| ApiError::BadRequest("image_base64 is not valid base64".into()))
+}
+
+/// Parses a submission request; `query` holds options from the URL.
+pub async fn read_submission(
+    req: Request,
+    query: OptionParams,
+    limit: usize,
+) -> Result<Submission, ApiError> {
+    let query_callback = query.callback_url.clone();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        drain(req.into_body(), len).await;
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let mut callback = query_callback;
+    let (source, params) = if mime == "multipart/form-data" {
+        let (source, params, form_callback) = read_multipart(req, limit).await?;
+        callback = form_callback.or(callback);
+        (source, params)
+    } else if mime == "application/json" || mime.ends_with("+json") {
+        let body = read_body(req.into_body(), limit).await?;
+        let json: JsonSubmission = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is malformed: {e}")))?;
+        let source = match (&json.image_base64, &json.url) {
+            (Some(b64), None) => Source::Bytes(decode_base64(b64)?),
+            (None, Some(url)) => Source::Url(url.clone()),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest("give image_base64 or url, not both".into()));
+            }
+            (None, None) => {
+                return Err(ApiError::BadRequest(
+                    "the JSON body needs an image_base64 or a url field".into(),
+                ));
+            }
+        };
+        callback = json.callback_url.clone().or(callback);
+        let params = OptionParams {
+            width: json_scalar(json.width),
+            height: json_scalar(json.height),
+            fit: json.fit,
+            format: json.format,
+            quality: json_scalar(json.quality),
+            ..OptionParams::default()
+        };
+        (source, params)
+    } else if mime.starts_with("image/") || mime == "application/octet-stream" || mime.is_empty() {
+        (
+            Source::Bytes(read_body(req.into_body(), limit).await?),
+            OptionParams::default(),
+        )
+    } else {
+        return Err(ApiError::Unsupported(format!(
+            "content type {mime:?} is not accepted; send multipart/form-data, image/*, or application/json"
+        )));
+    };
+    let options = params.over(query).resolve()?;
+    let callback_url = callback
+        .map(|u| check_url_field("callback_url", &u))
+        .transpose()?;
+    let source = match source {
+        Source::Bytes(image) => {
+            if image.is_empty() {
+                return Err(ApiError::BadRequest("the request contains no image data".into()));
+            }
+            resizer_core::header::sniff(&image).map_err(|e| ApiError::Unsupported(e.to_string()))?;
+            Source::Bytes(image)
+        }
+        Source::Url(url) => Source::Url(check_url_field("url", &url)?),
+    };
+    Ok(Submission {
+        source,
+        options,
+        callback_url,
+    })
+}
+
+async fn read_multipart(
+    req: Request,
+    limit: usize,
+) -> Result<(Source, OptionParams, Option<String>), ApiError> {
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+    let mut image = None;
+    let mut url = None;
+    let mut callback = None;
+    let mut params = OptionParams::default();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e, limit)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        // Clients name the file field differently; a part that carries a file name is the image.
+        if name == "file" || name == "image" || (image.is_none() && field.file_name().is_some()) {
+            image = Some(
+                field
+                    .bytes()
+                    .await
+                    .map_err(|e| multipart_error(e, limit))?
+                    .to_vec(),
+            );
+        } else {
+            let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+            if name == "url" {
+                url = Some(text);
+            } else if name == "callback_url" {
+                callback = Some(text);
+            } else if !params.set(&name, text) {
+                return Err(ApiError::BadRequest(format!("unknown form field {name:?}")));
+            }
+        }
+    }
+    let source = match (image, url) {
+        (Some(bytes), None) => Source::Bytes(bytes),
+        (None, Some(url)) => Source::Url(url),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give a `file` or a `url` field, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "the form needs a `file` field with the image".into(),
+            ));
+        }
+    };
+    Ok((source, params, callback))
+}
+
+/// Most bodies this large are still being sent. Reading (and dropping) what is left lets the
+/// client receive the 413 instead of a reset connection; beyond this much the connection is
+/// simply closed.
+const DRAIN_AT_MOST: u64 = 64 << 20;
+
+pub(crate) async fn drain(body: Body, declared: u64) {
+    use http_body_util::BodyExt;
+    if declared > DRAIN_AT_MOST {
+        return;
+    }
+    let mut body = body;
+    let read = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+}
+
+pub(crate) fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP API. Each resource module exposes a `router()`; they are merged here with the
+//! cross-cutting layers: request tracing (one span per request, with an id), the body limit,
+//! the shutdown gate, and problem+json for unknown routes.
+//!
+//! - [`jobs`]: `/v1/jobs` and `/v1/thumbnail`
+//! - [`admin`]: `/v1/admin/components`, the component lifecycle
+//! - [`health`]: `/healthz`, `/readyz`
+//! - [`docs`]: `/openapi.json`, `/docs`
+//! - [`input`]: reading submissions; [`error`]: errors to problem+json
+
+pub mod admin;
+pub mod docs;
+pub mod error;
+pub mod health;
+pub mod input;
+pub mod jobs;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use error::ApiError;
+
+/// Builds the whole router.
+pub fn router(state: AppState) -> axum::Router {
+    let v1 = jobs::router()
+        .merge(admin::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_shutting_down,
+        ));
+    axum::Router::new()
+        .merge(v1)
+        .merge(health::router())
+        .merge(docs::router())
+        .fallback(|req: Request| async move { ApiError::NoRoute(req.uri().path().to_string()) })
+        // Multipart reads are bounded by this; other bodies by `input::read_body`. The +64 KiB
+        // leaves room for form boundaries and fields around an image at the limit.
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes + (64 << 10)))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn refuse_when_shutting_down(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.shutdown.is_cancelled() && req.method() != axum::http::Method::GET {
+        return ApiError::ShuttingDown.into_response();
+    }
+    next.run(req).await
+}
+
+/// Who is asking: the fingerprint of their API key, or `None` when keys are not in use.
+#[derive(Debug, Clone)]
+pub struct Owner(pub Option<String>);
+
+/// The stable, non-secret name of a key as stored with its jobs.
+pub fn key_fingerprint(key: &str) -> String {
+    crate::sandbox::sha256_hex(key.as_bytes())[..32].to_string()
+}
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.api_keys.is_empty() {
+            return Ok(Owner(None));
+        }
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        // Compare digests, so the comparison's timing says nothing about the keys.
+        let fingerprint = key_fingerprint(presented);
+        if state
+            .config
+            .api_keys
+            .iter()
+            .any(|k| key_fingerprint(k) == fingerprint)
+        {
+            Ok(Owner(Some(fingerprint)))
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

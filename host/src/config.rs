@@ -1,0 +1,220 @@
+//! Configuration of `edgethumb serve`: flags with `EDGETHUMB_*` environment fallbacks, turned
+//! into a checked [`ServeConfig`] in one step.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::SandboxArgs;
+use crate::sandbox::SandboxConfig;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the log says which).
+    #[arg(long, env = "EDGETHUMB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Directory for the job database and the compiled-component cache.
+    #[arg(long, env = "EDGETHUMB_DATA_DIR", default_value = "./edgethumb-data")]
+    pub data_dir: PathBuf,
+    /// The job database: `sqlite://PATH`, or `postgres://user@host/db` for several hosts
+    /// sharing one queue [default: a SQLite file in --data-dir].
+    #[arg(long, env = "EDGETHUMB_DATABASE", value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// PostgreSQL: do not use LISTEN/NOTIFY, only poll (to measure what it saves).
+    #[arg(long)]
+    pub no_notify: bool,
+    /// Workers running the sandbox [default: number of cores]; 0 makes an API-only host that
+    /// queues jobs for other hosts sharing the database.
+    #[arg(long, env = "EDGETHUMB_WORKERS")]
+    pub workers: Option<usize>,
+    /// Largest request body in bytes (an upload, or the JSON around a base64 image).
+    #[arg(long, env = "EDGETHUMB_MAX_BODY_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Queued jobs beyond which submissions get 429.
+    #[arg(long, env = "EDGETHUMB_MAX_QUEUE", default_value_t = 10_000)]
+    pub max_queue: u64,
+    /// How long finished jobs and their data are kept (e.g. 24h, 7d).
+    #[arg(long, env = "EDGETHUMB_JOB_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub job_ttl: Duration,
+    /// API keys; when given, every /v1 call needs `Authorization: Bearer KEY` and sees only its
+    /// own jobs. Repeat the flag, or comma-separate in the environment variable.
+    #[arg(
+        long = "api-key",
+        env = "EDGETHUMB_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// How long `POST /v1/thumbnail` waits for its job before answering 504.
+    #[arg(long, env = "EDGETHUMB_SYNC_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sync_timeout: Duration,
+    /// Attempts before a job whose sandbox (or host) keeps crashing is failed.
+    #[arg(long, env = "EDGETHUMB_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// How long a claimed job stays claimed without a heartbeat (a dead host's jobs come
+    /// back after this).
+    #[arg(long, env = "EDGETHUMB_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+    /// Token for the admin API (`/v1/admin`, component lifecycle), sent as
+    /// `Authorization: Bearer TOKEN`. Without one the admin API is disabled.
+    #[arg(long, env = "EDGETHUMB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Watch this directory: a new valid .wasm component dropped there is stored and activated
+    /// (for edge nodes without the admin API).
+    #[arg(long, env = "EDGETHUMB_COMPONENT_DIR", value_name = "DIR")]
+    pub component_dir: Option<PathBuf>,
+    /// How often this host checks the database for a component activated by another host.
+    #[arg(long, env = "EDGETHUMB_COMPONENT_SYNC", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub component_sync: Duration,
+    /// Hosts or CIDRs that image URLs and callbacks may reach despite the SSRF guard
+    /// (e.g. `images.internal`, `10.1.0.0/16`, `127.0.0.1`). Repeatable; comma-separated in the
+    /// environment variable.
+    #[arg(
+        long = "fetch-allow",
+        env = "EDGETHUMB_FETCH_ALLOW",
+        value_delimiter = ',',
+        value_name = "HOST_OR_CIDR"
+    )]
+    pub fetch_allow: Vec<String>,
+    /// Connect timeout for image URLs and callbacks.
+    #[arg(long, env = "EDGETHUMB_FETCH_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub fetch_connect_timeout: Duration,
+    /// Total time for one fetch (redirects, headers and body) or one delivery.
+    #[arg(long, env = "EDGETHUMB_FETCH_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub fetch_timeout: Duration,
+    /// Largest image a URL may serve, in bytes [default: --max-body-bytes].
+    #[arg(long, env = "EDGETHUMB_FETCH_MAX_BYTES")]
+    pub fetch_max_bytes: Option<u64>,
+    /// First wait before retrying a failed fetch or webhook delivery; doubled each time, with
+    /// jitter.
+    #[arg(long, env = "EDGETHUMB_RETRY_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+    /// Secret for signing webhooks, Standard Webhooks style: `whsec_` + base64.
+    #[arg(long, env = "EDGETHUMB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// How long a webhook delivery is retried before it is given up.
+    #[arg(long, env = "EDGETHUMB_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// Where jobs are stored.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres { url: String, notify: bool },
+}
+
+impl Database {
+    fn parse(url: Option<&str>, data_dir: &std::path::Path, notify: bool) -> anyhow::Result<Database> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Database::Sqlite(data_dir.join("edgethumb.sqlite")));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres {
+                url: url.to_string(),
+                notify,
+            });
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            anyhow::ensure!(!path.is_empty(), "--database sqlite:// needs a path");
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        anyhow::bail!("--database must be sqlite://PATH or postgres://..., got {url:?}")
+    }
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub database: Database,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_queue: u64,
+    pub job_ttl: Duration,
+    pub api_keys: Vec<String>,
+    pub sync_timeout: Duration,
+    pub max_attempts: u32,
+    pub lease: Duration,
+    pub sandbox: SandboxConfig,
+    pub component: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub component_dir: Option<PathBuf>,
+    pub component_sync: Duration,
+    pub fetch: crate::fetch::FetchPolicy,
+    pub retry_backoff: Duration,
+    /// Decoded webhook signing key.
+    pub webhook_key: Option<Vec<u8>>,
+    pub webhook_retry_for: Duration,
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
+        anyhow::ensure!(self.max_attempts >= 1, "--max-attempts must be at least 1");
+        anyhow::ensure!(
+            self.lease >= Duration::from_secs(1),
+            "--lease must be at least 1s"
+        );
+        anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
+        let keys: Vec<String> = self
+            .api_keys
+            .into_iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let allow = self
+            .fetch_allow
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| crate::fetch::AllowRule::parse(s).map_err(|e| anyhow::anyhow!("--fetch-allow: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let webhook_key = self
+            .webhook_secret
+            .as_deref()
+            .map(crate::webhook::decode_secret)
+            .transpose()?;
+        let mut sandbox = self.sandbox.sandbox_config();
+        if self.sandbox.cache_dir.is_none() && !self.sandbox.no_cache {
+            sandbox.cache_dir = Some(self.data_dir.join("compiled"));
+        }
+        Ok(ServeConfig {
+            bind: self.bind,
+            database: Database::parse(self.database.as_deref(), &self.data_dir, !self.no_notify)?,
+            workers: self
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+            max_body_bytes: self.max_body_bytes,
+            max_queue: self.max_queue,
+            job_ttl: self.job_ttl,
+            api_keys: keys,
+            sync_timeout: self.sync_timeout,
+            max_attempts: self.max_attempts,
+            lease: self.lease,
+            sandbox,
+            component: self.sandbox.component,
+            admin_token: self
+                .admin_token
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+            component_dir: self.component_dir,
+            component_sync: self.component_sync.max(Duration::from_millis(100)),
+            fetch: crate::fetch::FetchPolicy {
+                allow,
+                connect_timeout: self.fetch_connect_timeout,
+                total_timeout: self.fetch_timeout,
+                max_bytes: self.fetch_max_bytes.unwrap_or(self.max_body_bytes as u64),
+                ..crate::fetch::FetchPolicy::default()
+            },
+            retry_backoff: self.retry_backoff,
+            webhook_key,
+            webhook_retry_for: self.webhook_retry_for,
+        })
+    }
+}

@@ -1,0 +1,566 @@
+//! Fetching images (and delivering webhooks) over HTTP without becoming an SSRF tool.
+//!
+//! The guard, on by default: only `http` and `https`; the host name is resolved here and
+//! **every** address checked against [`forbidden_reason`] (loopback, private, link-local and
+//! the cloud metadata address, unique-local, CGNAT, multicast, unspecified, reserved,
+//! documentation ranges, and IPv4 forms hidden in IPv6: mapped, compatible, NAT64, 6to4,
+//! Teredo); the connection then goes to exactly the checked addresses (the client is pinned to
+//! them, so a second DNS answer cannot rebind it); every redirect is checked the same way, and
+//! there are at most [`FetchPolicy::max_redirects`]. Operators can allow hosts or CIDRs
+//! explicitly (`--fetch-allow`). The body is streamed and cut at the size limit.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// A host name or a network an operator allows despite the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowRule {
+    Host(String),
+    Net { addr: IpAddr, prefix: u8 },
+}
+
+impl AllowRule {
+    /// Parses `example.com`, `10.1.2.3`, `10.0.0.0/8`, `::1` or `fd00::/8`.
+    pub fn parse(s: &str) -> Result<AllowRule, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr_text = addr.trim_start_matches('[').trim_end_matches(']');
+        match addr_text.parse::<IpAddr>() {
+            Ok(ip) => {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                let prefix = match prefix {
+                    None => max,
+                    Some(p) => p
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= max)
+                        .ok_or_else(|| format!("bad prefix in {s:?}"))?,
+                };
+                Ok(AllowRule::Net { addr: ip, prefix })
+            }
+            Err(_) if prefix.is_none() && !s.is_empty() && !s.contains(['/', ' ', ':']) => {
+                Ok(AllowRule::Host(s.trim_end_matches('.').to_ascii_lowercase()))
+            }
+            Err(_) => Err(format!("{s:?} is neither a host name, an IP address nor a CIDR")),
+        }
+    }
+
+    fn allows_ip(&self, ip: IpAddr) -> bool {
+        match (self, ip) {
+            (
+                AllowRule::Net {
+                    addr: IpAddr::V4(net),
+                    prefix,
+                },
+                IpAddr::V4(ip),
+            ) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - prefix)
+                };
+                u32::from(*net) & mask == u32::from(ip) & mask
+            }
+            (
+                AllowRule::Net {
+                    addr: IpAddr::V6(net),
+                    prefix,
+                },
+                IpAddr::V6(ip),
+            ) => {
+                let mask = if *prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
+                u128::from(*net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Limits and exceptions for outbound requests.
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    pub allow: Vec<AllowRule>,
+    pub connect_timeout: Duration,
+    /// For the whole fetch: redirects, headers and body.
+    pub total_timeout: Duration,
+    pub max_bytes: u64,
+    pub max_redirects: usize,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allow: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(30),
+            max_bytes: 25 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// Why a fetch failed; each variant is a job error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The guard refused the URL or an address it resolves to.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("the source did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the source is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("the source answered HTTP {0}")]
+    HttpStatus(u16),
+    #[error("the source is not an image: {0}")]
+    NotAnImage(String),
+}
+
+impl FetchError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FetchError::Refused(_) => "source_refused",
+            FetchError::Unreachable(_) => "source_unreachable",
+            FetchError::Timeout(_) => "source_timeout",
+            FetchError::TooLarge(_) => "source_too_large",
+            FetchError::HttpStatus(_) => "source_http_status",
+            FetchError::NotAnImage(_) => "not_an_image",
+        }
+    }
+
+    /// Whether trying again later can help: timeouts, unreachable hosts and 5xx (plus 408 and
+    /// 429), not refusals, 4xx, size or content problems.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Timeout(_) | FetchError::Unreachable(_) => true,
+            FetchError::HttpStatus(s) => *s >= 500 || *s == 408 || *s == 429,
+            _ => false,
+        }
+    }
+}
+
+/// Why an address must not be contacted, or `None` if it is a public unicast address.
+pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_reason(v4),
+        IpAddr::V6(v6) => v6_reason(v6),
+    }
+}
+
+fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    let n = u32::from(ip);
+    let within = |net: u32, prefix: u32| n >> (32 - prefix) == net >> (32 - prefix);
+    Some(match () {
+        _ if o[0] == 0 => "an unspecified/\"this network\" address (0.0.0.0/8)",
+        _ if o[0] == 127 => "a loopback address",
+        _ if o[0] == 10 || within(0xac10_0000, 12) || within(0xc0a8_0000, 16) => "a private address",
+        _ if within(0xa9fe_0000, 16) => "a link-local address (incl. the cloud metadata service)",
+        _ if within(0x6440_0000, 10) => "a shared (CGNAT) address",
+        _ if within(0xc000_0000, 24) => "an IETF protocol address (192.0.0.0/24)",
+        _ if within(0xc000_0200, 24) || within(0xc633_6400, 24) || within(0xcb00_7100, 24) => {
+            "a documentation address"
+        }
+        _ if within(0xc612_0000, 15) => "a benchmarking address",
+        _ if within(0xc058_6300, 24) => "a 6to4 relay anycast address",
+        _ if o[0] >= 224 && o[0] < 240 => "a multicast address",
+        _ if o[0] >= 240 => "a reserved or broadcast address",
+        _ => return None,
+    })
+}
+
+fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    let embedded_v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if ip.is_unspecified() {
+        return Some("the unspecified address");
+    }
+    if ip.is_loopback() {
+        return Some("a loopback address");
+    }
+    // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible (::a.b.c.d) forms.
+    if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || s[5] == 0) {
+        return v4_reason(embedded_v4(s[6], s[7])).or(if s[5] == 0 {
+            Some("an IPv4-compatible address")
+        } else {
+            None
+        });
+    }
+    // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return v4_reason(embedded_v4(s[6], s[7]));
+    }
+    Some(match s[0] {
+        0x2002 => return v4_reason(embedded_v4(s[1], s[2])).or(Some("a 6to4 address")),
+        0x2001 if s[1] == 0 => "a Teredo address",
+        0x2001 if s[1] == 0xdb8 => "a documentation address",
+        0x0100 if s[1..4] == [0, 0, 0] => "a discard-only address",
+        x if x & 0xfe00 == 0xfc00 => "a unique-local address",
+        x if x & 0xffc0 == 0xfe80 => "a link-local address",
+        x if x & 0xffc0 == 0xfec0 => "a site-local address",
+        x if x & 0xff00 == 0xff00 => "a multicast address",
+        x if x & 0xe000 != 0x2000 => "not a global unicast address",
+        _ => return None,
+    })
+}
+
+/// Checks a URL's scheme (`http`/`https`) and that it has a host.
+pub fn check_url(url: &str) -> Result<Url, FetchError> {
+    let parsed = Url::parse(url.trim())
+        .map_err(|e| FetchError::Refused(format!("{url:?} is not a valid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(FetchError::Refused(format!(
+            "the {} scheme is not allowed; use http or https",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host().is_none() {
+        return Err(FetchError::Refused(format!("{url:?} has no host")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(FetchError::Refused(
+            "URLs with credentials are not allowed".into(),
+        ));
+    }
+    Ok(parsed)
+}
+
+impl FetchPolicy {
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.allow
+            .iter()
+            .any(|r| matches!(r, AllowRule::Host(h) if *h == host))
+    }
+
+    fn ip_allowed(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|r| r.allows_ip(ip))
+    }
+
+    /// Resolves the URL's host and checks every address; returns the addresses to connect to.
+    pub async fn resolve(&self, url: &Url) -> Result<Vec<SocketAddr>, FetchError> {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let (addrs, by_name) = match url.host() {
+            Some(url::Host::Ipv4(ip)) => (vec![SocketAddr::new(ip.into(), port)], None),
+            Some(url::Host::Ipv6(ip)) => (vec![SocketAddr::new(ip.into(), port)], None),
+            Some(url::Host::Domain(name)) => {
+                let name = name.to_string();
+                let found = tokio::time::timeout(
+                    self.connect_timeout,
+                    tokio::net::lookup_host((name.as_str(), port)),
+                )
+                .await
+                .map_err(|_| FetchError::Timeout(self.connect_timeout))?
+                .map_err(|e| FetchError::Unreachable(format!("cannot resolve {name}: {e}")))?
+                .collect::<Vec<_>>();
+                if found.is_empty() {
+                    return Err(FetchError::Unreachable(format!("{name} has no addresses")));
+                }
+                (found, Some(name))
+            }
+            None => return Err(FetchError::Refused("the URL has no host".into())),
+        };
+        if by_name.as_deref().is_some_and(|n| self.host_allowed(n)) {
+            return Ok(addrs);
+        }
+        for a in &addrs {
+            if let Some(reason) = forbidden_reason(a.ip())
+                && !self.ip_allowed(a.ip())
+            {
+                let host = url.host_str().unwrap_or_default();
+                return Err(FetchError::Refused(format!(
+                    "{host} resolves to {}, {reason}; such addresses are refused (an operator can allow them with --fetch-allow)",
+                    a.ip()
+                )));
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// Sends one request to exactly the checked addresses, following no redirect by itself.
+    async fn send(&self, req: Request<'_>, url: &Url) -> Result<reqwest::Response, FetchError> {
+        let addrs = self.resolve(url).await?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .no_proxy()
+            .user_agent(concat!("edgethumb/", env!("CARGO_PKG_VERSION")));
+        if let Some(url::Host::Domain(name)) = url.host() {
+            builder = builder.resolve_to_addrs(name, &addrs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| FetchError::Unreachable(format!("HTTP client: {e}")))?;
+        let request = match req {
+            Request::Get => client.get(url.clone()),
+            Request::Post { body, headers } => {
+                let mut r = client.post(url.clone()).body(body.to_vec());
+                for (k, v) in headers {
+                    r = r.header(*k, v.as_str());
+                }
+                r
+            }
+        };
+        request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                FetchError::Timeout(self.connect_timeout)
+            } else {
+                FetchError::Unreachable(format!(
+                    "{}: {}",
+                    url.host_str().unwrap_or_default(),
+                    error_chain(&e)
+                ))
+            }
+        })
+    }
+
+    /// Downloads an image: guarded, redirects checked, size-limited while streaming, sniffed.
+    pub async fn fetch_image(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let total = self.total_timeout;
+        tokio::time::timeout(total, self.fetch_inner(url))
+            .await
+            .map_err(|_| FetchError::Timeout(total))?
+    }
+
+    async fn fetch_inner(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let mut url = check_url(url)?;
+        let mut redirects = 0;
+        let mut resp = loop {
+            let resp = self.send(Request::Get, &url).await?;
+            if !resp.status().is_redirection() {
+                break resp;
+            }
+            redirects += 1;
+            if redirects > self.max_redirects {
+                return Err(FetchError::Refused(format!(
+                    "more than {} redirects",
+                    self.max_redirects
+                )));
+            }
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| FetchError::HttpStatus(resp.status().as_u16()))?;
+            let next = url
+                .join(location)
+                .map_err(|e| FetchError::Refused(format!("bad redirect {location:?}: {e}")))?;
+            url = check_url(next.as_str())?;
+        };
+        if !resp.status().is_success() {
+            return Err(FetchError::HttpStatus(resp.status().as_u16()));
+        }
+        if resp.content_length().is_some_and(|n| n > self.max_bytes) {
+            return Err(FetchError::TooLarge(self.max_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Unreachable(format!("reading the body failed: {}", error_chain(&e))))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
+                return Err(FetchError::TooLarge(self.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        resizer_core::header::sniff(&body).map_err(|e| FetchError::NotAnImage(e.to_string()))?;
+        Ok(body)
+    }
+
+    /// POSTs a body (a webhook delivery) under the same guard; redirects are not followed.
+    /// Returns the status code.
+    pub async fn post(&self, url: &str, body: &[u8], headers: &[(&str, String)]) -> Result<u16, FetchError> {
+        let total = self.total_timeout;
+        let attempt = async {
+            let url = check_url(url)?;
+            let resp = self.send(Request::Post { body, headers }, &url).await?;
+            Ok(resp.status().as_u16())
+        };
+        tokio::time::timeout(total, attempt)
+            .await
+            .map_err(|_| FetchError::Timeout(total))?
+    }
+}
+
+enum Request<'a> {
+    Get,
+    Post {
+        body: &'a [u8],
+        headers: &'a [(&'a str, String)],
+    },
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(ip: &str) -> bool {
+        forbidden_reason(ip.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn every_special_range_is_refused() {
+        for ip in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "192.168.255.255",
+            "169.254.169.254",
+            "169.254.0.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.1",
+            "192.88.99.1",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            // IPv6
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
+            "2001:db8::1",
+            "2001::1",
+            "100::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::ffff:169.254.169.254",
+            "::ffff:0.0.0.0",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:808:808::1",
+            "::2",
+            "4000::1",
+        ] {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "172.15.255.255",
+            "172.32.0.1",
+            "192.167.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "169.253.1.1",
+            "223.255.255.255",
+            "2606:4700::1111",
+            "2a00:1450:4001::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            assert!(
+                !refused(ip),
+                "{ip} is public: {:?}",
+                forbidden_reason(ip.parse().unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn urls_normalise_odd_ip_spellings_before_the_check() {
+        // The WHATWG URL parser turns decimal, hex and short IPv4 forms into an address, so
+        // the classifier sees 127.0.0.1 whatever the spelling.
+        for u in [
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::ffff:7f00:1]/",
+        ] {
+            let url = check_url(u).unwrap();
+            let ip: IpAddr = match url.host().unwrap() {
+                url::Host::Ipv4(ip) => ip.into(),
+                url::Host::Ipv6(ip) => ip.into(),
+                url::Host::Domain(d) => panic!("{u} parsed as the domain {d}"),
+            };
+            assert!(forbidden_reason(ip).is_some(), "{u} -> {ip}");
+        }
+        for u in [
+            "file:///etc/passwd",
+            "gopher://127.0.0.1/",
+            "ftp://example.com/",
+            "http://user:pw@example.com/",
+            "not a url",
+        ] {
+            assert!(matches!(check_url(u), Err(FetchError::Refused(_))), "{u}");
+        }
+    }
+
+    #[test]
+    fn allow_rules_parse_and_match() {
+        let rules: Vec<AllowRule> = [
+            "127.0.0.1",
+            "10.0.0.0/8",
+            "fd00::/8",
+            "Images.Example.com.",
+            "[::1]",
+        ]
+        .iter()
+        .map(|s| AllowRule::parse(s).unwrap())
+        .collect();
+        let policy = FetchPolicy {
+            allow: rules,
+            ..FetchPolicy::default()
+        };
+        assert!(policy.ip_allowed("127.0.0.1".parse().unwrap()));
+        assert!(!policy.ip_allowed("127.0.0.2".parse().unwrap()));
+        assert!(policy.ip_allowed("10.200.3.4".parse().unwrap()));
+        assert!(policy.ip_allowed("fd12::1".parse().unwrap()));
+        assert!(policy.ip_allowed("::1".parse().unwrap()));
+        assert!(!policy.ip_allowed("fe80::1".parse().unwrap()));
+        assert!(policy.host_allowed("images.example.com"));
+        assert!(!policy.host_allowed("example.com"));
+        for bad in ["10.0.0.0/33", "fd00::/129", "a b", "1.2.3.4/x", ""] {
+            assert!(AllowRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Host-side bindings of the `edgethumb:resizer` world and conversions to the
+//! [`resizer_core`] types the rest of the host speaks.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "thumbnailer",
+});
+
+use exports::edgethumb::resizer::resizer as wit;
+use resizer_core as core;
+
+pub(crate) fn options_to_wit(o: &core::Options) -> wit::Options {
+    wit::Options {
+        width: o.width,
+        height: o.height,
+        fit: match o.fit {
+            core::Fit::Contain => wit::Fit::Contain,
+            core::Fit::Cover => wit::Fit::Cover,
+            core::Fit::Fill => wit::Fit::Fill,
+        },
+        format: output_to_wit(o.format),
+        quality: o.quality,
+        max_pixels: o.max_pixels,
+    }
+}
+
+fn output_to_wit(f: core::OutputFormat) -> wit::OutputFormat {
+    match f {
+        core::OutputFormat::Png => wit::OutputFormat::Png,
+        core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
+        core::OutputFormat::Webp => wit::OutputFormat::Webp,
+    }
+}
+
+fn output_from_wit(f: wit::OutputFormat) -> core::OutputFormat {
+    match f {
+        wit::OutputFormat::Png => core::OutputFormat::Png,
+        wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+        wit::OutputFormat::Webp => core::OutputFormat::Webp,
+    }
+}
+
+pub(crate) fn info_from_wit(i: wit::ImageInfo) -> core::ImageInfo {
+    core::ImageInfo {
+        format: match i.format {
+            wit::ImageFormat::Jpeg => core::ImageFormat::Jpeg,
+            wit::ImageFormat::Png => core::ImageFormat::Png,
+            wit::ImageFormat::Gif => core::ImageFormat::Gif,
+            wit::ImageFormat::Bmp => core::ImageFormat::Bmp,
+            wit::ImageFormat::Webp => core::ImageFormat::Webp,
+            wit::ImageFormat::Tiff => core::ImageFormat::Tiff,
+            wit::ImageFormat::Ico => core::ImageFormat::Ico,
+        },
+        width: i.width,
+        height: i.height,
+        has_alpha: i.has_alpha,
+        frame_count: i.frame_count,
+        orientation: i.orientation,
+    }
+}
+
+pub(crate) fn thumbnail_from_wit(t: wit::EncodedThumbnail) -> core::Thumbnail {
+    core::Thumbnail {
+        data: t.data,
+        width: t.width,
+        height: t.height,
+        format: output_from_wit(t.format),
+        source: info_from_wit(t.source),
+    }
+}
+
+pub(crate) fn error_from_wit(e: wit::Error) -> core::Error {
+    match e {
+        wit::Error::UnsupportedFormat(m) => core::Error::UnsupportedFormat(m),
+        wit::Error::MalformedImage(m) => core::Error::MalformedImage(m),
+        wit::Error::TooLarge(s) => core::Error::TooLarge {
+            width: s.width,
+            height: s.height,
+            max_pixels: s.max_pixels,
+        },
+        wit::Error::InvalidOptions(m) => core::Error::InvalidOptions(m),
+        wit::Error::Internal(m) => core::Error::Internal(m),
+    }
+}

@@ -1,0 +1,466 @@
+//! The wasmtime sandbox that runs resizer components.
+//!
+//! One [`Sandbox`] per process owns the wasmtime `Engine`, the WASI linker and an epoch ticker.
+//! [`Sandbox::load`] checks that bytes are a component exporting the `edgethumb:resizer` world,
+//! compiles it once (through the on-disk [`cache`]) and pre-instantiates it into a [`Resizer`].
+//! Every call on a [`Resizer`] gets a fresh `Store` and instance with:
+//! - a memory cap, enforced by a `ResourceLimiter` that also records the peak;
+//! - a CPU deadline, enforced by epoch interruption (a ticker thread bumps the epoch);
+//! - a WASI context that grants nothing: no preopened directories, no sockets, no environment,
+//!   no arguments, stdin closed; stdout is discarded and stderr (where a guest panic writes) is
+//!   captured into the trace.
+//!
+//! A trap, an out-of-memory or a deadline ends that one call with a typed [`SandboxError`];
+//! the store is dropped and nothing of it outlives the call.
+
+mod bindings;
+mod cache;
+pub mod registry;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use resizer_core::{ImageInfo, Options, Thumbnail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use bindings::{ThumbnailerPre, error_from_wit, info_from_wit, options_to_wit, thumbnail_from_wit};
+use cache::CompileCache;
+
+/// The resizer component built from this workspace, embedded so the binary needs no files.
+pub const BUILTIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/resizer.wasm"));
+
+/// How often the epoch advances; a deadline is accurate to about this much.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Guest memory beyond the pixel budget: the input bytes, the encoded output, allocator slack.
+const MEMORY_SLACK_BYTES: u64 = 128 << 20;
+/// wasm32 cannot address more.
+const WASM32_MAX_MEMORY: u64 = 4 << 30;
+/// Bytes of guest stderr kept for the log.
+const STDERR_CAPTURE_BYTES: usize = 16 << 10;
+
+/// The memory cap under which every image up to `max_pixels` can be thumbnailed.
+pub fn default_memory_for(max_pixels: u64) -> u64 {
+    max_pixels
+        .saturating_mul(resizer_core::BYTES_PER_PIXEL_BUDGET)
+        .saturating_add(MEMORY_SLACK_BYTES)
+        .min(WASM32_MAX_MEMORY)
+}
+
+/// Limits and storage for the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Sources with more pixels are refused from their header.
+    pub max_pixels: u64,
+    /// Linear memory one call may grow to.
+    pub max_memory_bytes: u64,
+    /// Wall time one call may run; the guest is interrupted past it.
+    pub deadline: Duration,
+    /// Where compiled components are cached; `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_pixels: resizer_core::DEFAULT_MAX_PIXELS,
+            max_memory_bytes: default_memory_for(resizer_core::DEFAULT_MAX_PIXELS),
+            deadline: Duration::from_secs(10),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Why loading or calling a component failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The bytes are not a WebAssembly component (garbage, or a core module).
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// A component, but wasmtime cannot compile it.
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    /// It imports something the sandbox does not provide.
+    #[error("the component needs imports the sandbox does not provide: {0}")]
+    Imports(String),
+    /// It does not export a compatible `edgethumb:resizer/resizer` interface.
+    #[error("the component does not export edgethumb:resizer/resizer@1: {0}")]
+    World(String),
+    /// The call ran past the deadline and was interrupted.
+    #[error("the component ran past its deadline of {0:?}")]
+    Deadline(Duration),
+    /// The call tried to grow memory past the cap.
+    #[error("the component needed more than its memory cap of {cap} bytes")]
+    MemoryLimit { cap: u64 },
+    /// The component trapped (a bug or a crash in the image code).
+    #[error("the component crashed: {0}")]
+    Trap(String),
+    /// The component ran fine and refused the input with a typed error.
+    #[error(transparent)]
+    Image(#[from] resizer_core::Error),
+    /// The engine could not be set up.
+    #[error("sandbox setup failed: {0}")]
+    Engine(String),
+}
+
+impl SandboxError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SandboxError::NotAComponent(_) => "not_a_component",
+            SandboxError::Compile(_) => "component_compile_failed",
+            SandboxError::Imports(_) => "component_imports_unavailable",
+            SandboxError::World(_) => "component_world_mismatch",
+            SandboxError::Deadline(_) => "deadline_exceeded",
+            SandboxError::MemoryLimit { .. } => "memory_limit_exceeded",
+            SandboxError::Trap(_) => "component_crashed",
+            SandboxError::Image(e) => match e {
+                resizer_core::Error::UnsupportedFormat(_) => "unsupported_format",
+                resizer_core::Error::MalformedImage(_) => "malformed_image",
+                resizer_core::Error::TooLarge { .. } => "image_too_large",
+                resizer_core::Error::InvalidOptions(_) => "invalid_options",
+                resizer_core::Error::Internal(_) => "component_internal_error",
+            },
+            SandboxError::Engine(_) => "sandbox_unavailable",
+        }
+    }
+
+    /// True when the sandbox itself failed (crash, deadline, memory) rather than the image
+    /// being refused: the case worth retrying or counting towards a poison limit.
+    pub fn is_sandbox_failure(&self) -> bool {
+        matches!(
+            self,
+            SandboxError::Deadline(_) | SandboxError::MemoryLimit { .. } | SandboxError::Trap(_)
+        )
+    }
+}
+
+/// Measurements of one call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallStats {
+    /// Creating the store and instance.
+    pub instantiate: Duration,
+    /// The whole call, instantiation included.
+    pub total: Duration,
+    /// The largest linear memory the instance reached.
+    pub peak_memory_bytes: u64,
+}
+
+/// The process's wasmtime engine, linker and limits. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+    cache: CompileCache,
+    config: Arc<SandboxConfig>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let mut cfg = Config::new();
+        // Epochs cost ~10% of guest speed, fuel ~20%; a deadline needs no finer accounting.
+        cfg.epoch_interruption(true);
+        cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&cfg).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        // std for wasm32-wasip2 imports WASI even for pure computation; the context grants
+        // nothing, so linking it gives the guest no capability.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let cache = CompileCache::new(&engine, config.cache_dir.clone());
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Sandbox {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            config: Arc::new(config),
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Loads the component embedded in this binary.
+    pub fn load_builtin(&self) -> Result<Resizer, SandboxError> {
+        self.load(BUILTIN_COMPONENT)
+    }
+
+    /// Validates, compiles (or loads from cache) and pre-instantiates a component.
+    pub fn load(&self, wasm: &[u8]) -> Result<Resizer, SandboxError> {
+        check_component_header(wasm)?;
+        let digest = sha256_hex(wasm);
+        let started = Instant::now();
+        let (component, from_cache) = self
+            .cache
+            .load_or_compile(&self.engine, &digest, wasm)
+            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        let load_time = started.elapsed();
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::Imports(format!("{e:#}")))?;
+        let wit_version = exported_version(&self.engine, &component)?;
+        let pre = ThumbnailerPre::new(pre).map_err(|e| SandboxError::World(format!("{e:#}")))?;
+        tracing::info!(%digest, size = wasm.len(), from_cache, ?load_time, "component loaded");
+        Ok(Resizer {
+            inner: Arc::new(ResizerInner {
+                digest,
+                wit_version,
+                size: wasm.len() as u64,
+                from_cache,
+                load_time,
+                pre,
+                sandbox: self.clone(),
+            }),
+        })
+    }
+}
+
+/// A loaded, pre-instantiated component. Cheap to clone; each call is isolated.
+#[derive(Clone)]
+pub struct Resizer {
+    inner: Arc<ResizerInner>,
+}
+
+struct ResizerInner {
+    digest: String,
+    wit_version: String,
+    size: u64,
+    from_cache: bool,
+    load_time: Duration,
+    pre: ThumbnailerPre<GuestState>,
+    sandbox: Sandbox,
+}
+
+impl Resizer {
+    /// sha256 of the component's bytes, lower-case hex.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// Version of the `edgethumb:resizer` package the component exports.
+    pub fn wit_version(&self) -> &str {
+        &self.inner.wit_version
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> u64 {
+        self.inner.size
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+
+    /// Time to compile or load the compiled code.
+    pub fn load_time(&self) -> Duration {
+        self.inner.load_time
+    }
+
+    /// Reads an image's header in the sandbox.
+    pub fn probe(&self, image: &[u8]) -> Result<(ImageInfo, CallStats), SandboxError> {
+        let (r, stats) = self.call(|store, guest| guest.call_probe(store, image))?;
+        Ok((r.map(info_from_wit).map_err(error_from_wit)?, stats))
+    }
+
+    /// Makes a thumbnail in the sandbox. The pixel limit is the sandbox's, whatever `options`
+    /// says, because the memory cap was sized for it.
+    pub fn thumbnail(&self, image: &[u8], options: &Options) -> Result<(Thumbnail, CallStats), SandboxError> {
+        let mut options = options.clone();
+        options.max_pixels = self.inner.sandbox.config.max_pixels;
+        options.validate()?;
+        let wit_options = options_to_wit(&options);
+        let (r, stats) = self.call(|store, guest| guest.call_thumbnail(store, image, wit_options))?;
+        Ok((r.map(thumbnail_from_wit).map_err(error_from_wit)?, stats))
+    }
+
+    fn call<R>(
+        &self,
+        f: impl FnOnce(
+            &mut Store<GuestState>,
+            &bindings::exports::edgethumb::resizer::resizer::Guest,
+        ) -> wasmtime::Result<R>,
+    ) -> Result<(R, CallStats), SandboxError> {
+        let sandbox = &self.inner.sandbox;
+        let config = &sandbox.config;
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let state = GuestState {
+            wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                cap: config.max_memory_bytes,
+                peak: 0,
+                refused: false,
+            },
+        };
+        let mut store = Store::new(&sandbox.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(config.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1);
+
+        let started = Instant::now();
+        let instance = self.inner.pre.instantiate(&mut store);
+        let instantiate = started.elapsed();
+        let result = instance.and_then(|i| f(&mut store, i.edgethumb_resizer_resizer()));
+        let stats = CallStats {
+            instantiate,
+            total: started.elapsed(),
+            peak_memory_bytes: store.data().limiter.peak,
+        };
+        let output = stderr.contents();
+        if !output.is_empty() {
+            tracing::warn!(digest = %self.inner.digest, stderr = %String::from_utf8_lossy(&output), "component wrote to stderr");
+        }
+        match result {
+            Ok(r) => Ok((r, stats)),
+            Err(e) => {
+                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    SandboxError::Deadline(config.deadline)
+                } else if store.data().limiter.refused {
+                    SandboxError::MemoryLimit {
+                        cap: config.max_memory_bytes,
+                    }
+                } else {
+                    SandboxError::Trap(format!("{e:#}"))
+                };
+                tracing::warn!(digest = %self.inner.digest, error = %err, "sandboxed call failed");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// What one store holds: the empty WASI context and the memory accounting.
+struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did, so the trap that follows
+/// (Rust guests abort when allocation fails) can be reported as what it is.
+struct Limiter {
+    cap: u64,
+    peak: u64,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired as u64);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("edgethumb-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Lower-case hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The interface this host speaks; components must export a version of it with the same major.
+const RESIZER_INTERFACE: &str = "edgethumb:resizer/resizer@";
+const RESIZER_MAJOR: &str = "1";
+
+/// The version of `edgethumb:resizer/resizer` a component exports, checked for compatibility.
+fn exported_version(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> Result<String, SandboxError> {
+    let ty = component.component_type();
+    let versions: Vec<String> = ty
+        .exports(engine)
+        .filter_map(|(name, _)| name.strip_prefix(RESIZER_INTERFACE).map(str::to_string))
+        .collect();
+    match versions.first() {
+        None => {
+            let names: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
+            Err(SandboxError::World(format!(
+                "it exports {names:?}, not {RESIZER_INTERFACE}{RESIZER_MAJOR}.x"
+            )))
+        }
+        Some(v) if v.split('.').next() != Some(RESIZER_MAJOR) => Err(SandboxError::World(format!(
+            "it exports {RESIZER_INTERFACE}{v}; this host speaks major version {RESIZER_MAJOR}"
+        ))),
+        Some(v) => Ok(v.clone()),
+    }
+}
+
+/// Cheap checks of the preamble, so garbage and core modules get a precise message.
+fn check_component_header(wasm: &[u8]) -> Result<(), SandboxError> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(SandboxError::NotAComponent(
+            "the bytes do not start with the wasm magic number".into(),
+        ));
+    }
+    match &wasm[4..8] {
+        [1, 0, 0, 0] => Err(SandboxError::NotAComponent(
+            "this is a core WebAssembly module; a component (wasm32-wasip2, or wasm-tools component new) is needed".into(),
+        )),
+        [_, _, 1, 0] => Ok(()),
+        other => Err(SandboxError::NotAComponent(format!("unknown wasm version/layer {other:?}"))),
+    }
+}

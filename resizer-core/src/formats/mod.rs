@@ -1,0 +1,37 @@
+//! Decoders of our own for files the `image` crate refuses but real software (Pillow,
+//! browsers) shows: lenient BMP and ICO variants, YCbCr TIFF, GIF frames outside the logical
+//! screen. The pipeline tries the `image` crate first and falls back to these.
+//!
+//! Each module offers `dimensions(data)` (header only) and `decode(data, max_pixels)`; both
+//! treat the input as hostile: checked arithmetic, bounded loops, and the pixel limit checked
+//! against the header before any pixel buffer is allocated.
+
+pub mod bmp;
+pub mod gif;
+pub mod ico;
+pub mod tiff;
+
+/// What a fallback decoder reads from a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub has_alpha: bool,
+}
+
+/// Refuses `width` x `height` over `max_pixels`.
+pub(crate) fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), crate::Error> {
+    if width == 0 || height == 0 {
+        return Err(crate::Error::MalformedImage(format!(
+            "the header gives a size of {width}x{height}"
+        )));
+    }
+    if width as u64 * height as u64 > max_pixels {
+        return Err(crate::Error::TooLarge {
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Helpers shared by the integration tests: where the corpus is, a sandbox with the built-in
+//! component compiled once per test binary (and cached on disk across binaries), and
+//! hostile components built from WAT.
+#![allow(dead_code)]
+
+pub mod origin;
+pub mod server;
+
+/// Runs each named `async fn()` test on one backend, as `MODULE::NAME`.
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $backend:ident, $($name:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    $crate::common::server::with_backend($crate::common::server::Backend::$backend, super::$name())
+                        .await
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each named `async fn()` test once on SQLite and once on PostgreSQL (as
+/// `sqlite::NAME` and `postgres::NAME`): one suite, both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_backend!(sqlite, Sqlite, $($name),*);
+        $crate::on_backend!(postgres, Postgres, $($name),*);
+    };
+}
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use edgethumb::sandbox::{Resizer, Sandbox, SandboxConfig};
+
+/// `../shared/corpus` beside the repository, or `$EDGETHUMB_CORPUS`.
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("EDGETHUMB_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        dir.join("MANIFEST.tsv").exists(),
+        "test corpus not found at {} (clone the repo beside ../shared, or set EDGETHUMB_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn photo(name: &str) -> Vec<u8> {
+    let path = corpus_dir().join("photos").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Compiled components shared by every test binary of this run.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled")
+}
+
+pub fn config() -> SandboxConfig {
+    SandboxConfig {
+        cache_dir: Some(cache_dir()),
+        ..SandboxConfig::default()
+    }
+}
+
+/// The built-in component in a sandbox with the default limits.
+pub fn builtin() -> &'static Resizer {
+    static R: OnceLock<Resizer> = OnceLock::new();
+    R.get_or_init(|| Sandbox::new(config()).unwrap().load_builtin().unwrap())
+}
+
+/// A sandbox with the default limits but the given deadline and memory cap.
+pub fn sandbox_with(deadline: Duration, max_memory_bytes: u64) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        deadline,
+        max_memory_bytes,
+        ..config()
+    })
+    .unwrap()
+}
+
+/// A component exporting the resizer world whose `probe` and `thumbnail` both run `body`
+/// (WAT instructions; the function then traps if `body` falls through). Built from a core
+/// module written in WAT plus the real WIT, so its exports type-check like the real thing.
+pub fn hostile_component(body: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (global $heap (mut i32) (i32.const 1024))
+          ;; A bump allocator: enough for the host to copy arguments in.
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+            (local $p i32)
+            (local.set $p (i32.and
+              (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+              (i32.sub (i32.const 0) (local.get 2))))
+            (global.set $heap (i32.add (local.get $p) (local.get 3)))
+            (block $done
+              (loop $grow
+                (br_if $done (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
+                (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
+                (br $grow)))
+            (local.get $p))
+          (func (export "edgethumb:resizer/resizer@1.0.0#probe") (param i32 i32) (result i32)
+            {body}
+            unreachable)
+          (func (export "edgethumb:resizer/resizer@1.0.0#thumbnail")
+            (param i32 i32 i32 i32 i32 i32 i32 i64) (result i32)
+            {body}
+            unreachable))"#
+    );
+    let mut module = wat::parse_str(&wat).expect("hostile WAT parses");
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve
+        .push_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wit"))
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("thumbnailer")).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .expect("hostile component encodes")
+}
+
+/// Loops forever.
+pub const LOOP_FOREVER: &str = "(loop $l (br $l))";
+/// Grows memory a megabyte at a time until refused, then traps.
+pub const GROW_FOREVER: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))";
+/// Traps at once.
+pub const TRAP: &str = "";
+
+/// A small valid PNG for "the next call still works" checks.
+pub fn small_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))
+        .unwrap();
+    out
+}
+
+/// Asserts the built-in component still thumbnails an image correctly.
+pub fn assert_next_call_works(resizer: &Resizer) {
+    let (t, _) = resizer
+        .thumbnail(&small_png(), &resizer_core::Options::default())
+        .expect("a valid image after a hostile one");
+    assert_eq!((t.width, t.height), (100, 75));
+}

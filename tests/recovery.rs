@@ -1,0 +1,146 @@
+//! Crash safety: a killed host's jobs come back after their lease, jobs that keep crashing
+//! stop being retried, and finished jobs expire.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::server::*;
+use common::*;
+use serde_json::Value;
+
+async fn jobs_of_a_killed_host_are_finished_by_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "1", "--lease", "2s"]);
+    let mut ids = Vec::new();
+    for w in 0..8 {
+        let resp = c
+            .post(format!("{url}/v1/jobs?width={}", 30 + w))
+            .header("content-type", "image/jpeg")
+            .body(photo("coffee-12mp.jpg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        ids.push(
+            resp.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // Kill -9 while a job is running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: Value = get_json(&c, format!("{url}/v1/jobs?status=running")).await;
+        if !running["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job ever ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    host.kill();
+
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "2", "--lease", "2s"]);
+    let mut retried = 0;
+    for (w, id) in ids.iter().enumerate() {
+        let job = wait_done(&c, &url, id, None).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert!(job["attempts"].as_u64().unwrap() <= 2, "{job}");
+        if job["attempts"] == 2 {
+            retried += 1;
+        }
+        let bytes = get_bytes(&c, format!("{url}/v1/jobs/{id}/thumbnail")).await;
+        assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 30 + w as u32);
+    }
+    assert!(
+        retried >= 1,
+        "the job killed mid-run should have a second attempt"
+    );
+    let all: Value = get_json(&c, format!("{url}/v1/jobs?limit=100")).await;
+    assert_eq!(all["jobs"].as_array().unwrap().len(), ids.len());
+    host.kill();
+}
+
+async fn a_job_that_keeps_crashing_its_sandbox_fails_after_max_attempts() {
+    // 16 MiB of guest memory cannot hold a 2 MP RGBA decode: every attempt ends in the
+    // sandbox's memory error (a sandbox failure, so it is retried), and after two the job fails.
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &["--max-memory", "16777216", "--max-attempts", "2"]).await;
+    let c = client();
+    let id = post_image(
+        &c,
+        &s.at("/v1/jobs"),
+        "image/png",
+        photo("astronaut-2mp-rgba.png"),
+    )
+    .await;
+    let job = wait_done(&c, &s.url, &id, None).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(job["error"]["code"], "memory_limit_exceeded", "{job}");
+    // The host is fine: a small image still works.
+    let id = post_image(&c, &s.at("/v1/jobs"), "image/png", small_png()).await;
+    assert_eq!(wait_done(&c, &s.url, &id, None).await["status"], "succeeded");
+    s.stop().await;
+}
+
+async fn a_job_whose_host_keeps_dying_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_only = TestServer::start(dir.path(), &["--workers", "0", "--max-attempts", "2"]).await;
+    let c = client();
+    let id = post_image(&c, &api_only.at("/v1/jobs"), "image/png", small_png()).await;
+    // Two claims that never complete, as two hosts dying mid-job would leave them.
+    for _ in 0..2 {
+        let claimed = api_only
+            .state
+            .store
+            .claim(Duration::from_millis(1))
+            .await
+            .unwrap()
+            .expect("the job");
+        assert_eq!(claimed.job.id.to_string(), id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    api_only.stop().await;
+    let s = TestServer::start(dir.path(), &["--max-attempts", "2"]).await;
+    let job = wait_done(&c, &s.url, &id, None).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "too_many_attempts", "{job}");
+    assert!(
+        job["error"]["message"].as_str().unwrap().contains("2 attempts"),
+        "{job}"
+    );
+    s.stop().await;
+}
+
+async fn finished_jobs_expire_after_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &["--job-ttl", "1s"]).await;
+    let c = client();
+    let id = post_image(&c, &s.at("/v1/jobs"), "image/png", small_png()).await;
+    assert_eq!(wait_done(&c, &s.url, &id, None).await["status"], "succeeded");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = c
+            .get(s.at(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job not swept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.stop().await;
+}
+
+both_backends!(
+    jobs_of_a_killed_host_are_finished_by_the_next_start,
+    a_job_that_keeps_crashing_its_sandbox_fails_after_max_attempts,
+    a_job_whose_host_keeps_dying_is_given_up,
+    finished_jobs_expire_after_the_ttl,
+);
