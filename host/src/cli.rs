@@ -116,6 +116,7 @@ impl SandboxArgs {
                 .unwrap_or_else(|| default_memory_for(self.max_pixels)),
             deadline: self.deadline,
             cache_dir,
+            ..SandboxConfig::default()
         }
     }
 

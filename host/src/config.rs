@@ -184,12 +184,15 @@ impl ServeArgs {
         if self.sandbox.cache_dir.is_none() && !self.sandbox.no_cache {
             sandbox.cache_dir = Some(self.data_dir.join("compiled"));
         }
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        // Room for every worker plus canary runs of uploaded components.
+        sandbox.max_concurrent_calls = (workers as u32).saturating_add(8);
         Ok(ServeConfig {
             bind: self.bind,
             database: Database::parse(self.database.as_deref(), &self.data_dir, !self.no_notify)?,
-            workers: self
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+            workers,
             max_body_bytes: self.max_body_bytes,
             max_queue: self.max_queue,
             job_ttl: self.job_ttl,

@@ -42,6 +42,15 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const MEMORY_SLACK_BYTES: u64 = 128 << 20;
 /// wasm32 cannot address more.
 const WASM32_MAX_MEMORY: u64 = 4 << 30;
+/// Pool slots when nobody says otherwise: a few workers plus validation and probes.
+pub const DEFAULT_CONCURRENT_CALLS: u32 = 16;
+/// Per-component ceilings of the pool. A Rust wasm32-wasip2 component has one memory and a
+/// handful of core instances (its module plus the canonical-ABI shims); these leave room for
+/// other toolchains while keeping the reservation bounded. A component over them is refused
+/// when it is loaded, with the pool's message.
+const POOL_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const POOL_MEMORIES_PER_COMPONENT: u32 = 4;
+const POOL_TABLES_PER_COMPONENT: u32 = 16;
 /// Bytes of guest stderr kept for the log.
 const STDERR_CAPTURE_BYTES: usize = 16 << 10;
 
@@ -64,6 +73,8 @@ pub struct SandboxConfig {
     pub deadline: Duration,
     /// Where compiled components are cached; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
+    /// Calls that may run at once (the pooling allocator's slots); more wait for a slot.
+    pub max_concurrent_calls: u32,
 }
 
 impl Default for SandboxConfig {
@@ -73,6 +84,7 @@ impl Default for SandboxConfig {
             max_memory_bytes: default_memory_for(resizer_core::DEFAULT_MAX_PIXELS),
             deadline: Duration::from_secs(10),
             cache_dir: None,
+            max_concurrent_calls: DEFAULT_CONCURRENT_CALLS,
         }
     }
 }
@@ -158,6 +170,8 @@ pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     cache: CompileCache,
+    /// One per pool slot: a call holds one while its instance lives.
+    slots: Arc<CallSlots>,
     config: Arc<SandboxConfig>,
     _ticker: Arc<EpochTicker>,
 }
@@ -168,6 +182,22 @@ impl Sandbox {
         // Epochs cost ~10% of guest speed, fuel ~20%; a deadline needs no finer accounting.
         cfg.epoch_interruption(true);
         cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // The pooling allocator reserves every slot's address space once, so an instance per
+        // call costs no mmap/munmap, and memories start from the component's copy-on-write
+        // image. Only address space is reserved; pages are committed as a call touches them
+        // and handed back when it ends.
+        let slots = config.max_concurrent_calls.max(1);
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * POOL_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(slots * POOL_MEMORIES_PER_COMPONENT)
+            .total_tables(slots * POOL_TABLES_PER_COMPONENT)
+            .total_stacks(slots)
+            .max_core_instances_per_component(POOL_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(POOL_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(POOL_TABLES_PER_COMPONENT)
+            .max_memory_size(config.max_memory_bytes.min(WASM32_MAX_MEMORY) as usize);
+        cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         // std for wasm32-wasip2 imports WASI even for pure computation; the context grants
@@ -180,6 +210,7 @@ impl Sandbox {
             engine,
             linker: Arc::new(linker),
             cache,
+            slots: Arc::new(CallSlots::new(slots as usize)),
             config: Arc::new(config),
             _ticker: Arc::new(ticker),
         })
@@ -293,6 +324,9 @@ impl Resizer {
     ) -> Result<(R, CallStats), SandboxError> {
         let sandbox = &self.inner.sandbox;
         let config = &sandbox.config;
+        // Waiting here, rather than failing in the pool, keeps a burst of calls (canaries
+        // during a busy moment, say) from turning into failed jobs.
+        let _slot = sandbox.slots.acquire();
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let state = GuestState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
@@ -385,6 +419,39 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
+    }
+}
+
+/// A counting semaphore for blocking callers: sandbox calls run on blocking threads.
+struct CallSlots {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct CallSlot<'a>(&'a CallSlots);
+
+impl CallSlots {
+    fn new(n: usize) -> Self {
+        CallSlots {
+            free: std::sync::Mutex::new(n),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> CallSlot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        CallSlot(self)
+    }
+}
+
+impl Drop for CallSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 
