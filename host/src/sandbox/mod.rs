@@ -51,6 +51,8 @@ pub const DEFAULT_CONCURRENT_CALLS: u32 = 16;
 const POOL_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const POOL_MEMORIES_PER_COMPONENT: u32 = 4;
 const POOL_TABLES_PER_COMPONENT: u32 = 16;
+/// Linear memory a pool slot keeps resident between calls.
+const KEEP_RESIDENT_BYTES: usize = 16 << 20;
 /// Bytes of guest stderr kept for the log.
 const STDERR_CAPTURE_BYTES: usize = 16 << 10;
 
@@ -197,6 +199,11 @@ impl Sandbox {
             .max_memories_per_component(POOL_MEMORIES_PER_COMPONENT)
             .max_tables_per_component(POOL_TABLES_PER_COMPONENT)
             .max_memory_size(config.max_memory_bytes.min(WASM32_MAX_MEMORY) as usize);
+        // Zeroing the first pages of a freed slot with memset is cheaper than faulting them
+        // in again on the next call (~8% of a 12 MP JPEG job here, measured under Firecracker),
+        // and a typical job stays within this much. Kept per used slot, so it costs
+        // about this much resident memory per worker.
+        pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
         cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);

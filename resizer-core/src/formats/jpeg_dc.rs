@@ -528,6 +528,29 @@ impl<'a> BitReader<'a> {
     /// extra bits (up to 16), twice over.
     #[inline(always)]
     fn fill(&mut self) {
+        if self.count > 56 {
+            return;
+        }
+        // Fast path: the next 8 bytes hold no 0xFF (so no stuffing and no marker), and as
+        // many whole bytes as fit go in at once.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let word = u64::from_be_bytes(chunk.try_into().unwrap_or_default());
+            let inverted = !word;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080 != 0;
+            if !has_ff {
+                let n = (64 - self.count) / 8;
+                self.buf |= (word >> (64 - 8 * n)) << (64 - self.count - 8 * n);
+                self.pos += n as usize;
+                self.count += 8 * n;
+                return;
+            }
+        }
+        self.fill_bytewise();
+    }
+
+    #[cold]
+    fn fill_bytewise(&mut self) {
         while self.count <= 56 {
             let byte = match self.data.get(self.pos) {
                 Some(0xFF) => match self.data.get(self.pos + 1) {
@@ -618,7 +641,7 @@ impl<'a> BitReader<'a> {
 const MAX_DECODED_SCANS: usize = 64;
 
 /// How many bits the lookup tables resolve at once; longer codes take the slow path.
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 11;
 
 /// A Huffman table with a direct lookup for short codes.
 struct Huffman {
@@ -713,20 +736,27 @@ impl Huffman {
         None
     }
 
-    /// Skips the 63 AC coefficients of one block.
-    #[inline(always)]
+    /// Skips the 63 AC coefficients of one block. This loop is most of the work for a
+    /// sequential file, so the bit buffer lives in locals (registers) while it runs.
+    #[inline(never)]
     fn skip_ac(&self, reader: &mut BitReader) -> Option<()> {
         let mut k = 1u32;
+        let (mut buf, mut count) = (reader.buf, reader.count);
         while k < 64 {
-            if reader.count < 32 {
+            if count < 32 {
+                (reader.buf, reader.count) = (buf, count);
                 reader.fill();
+                (buf, count) = (reader.buf, reader.count);
             }
-            let e = self.skip[reader.peek(LOOKUP_BITS) as usize];
+            let e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
             if e != 0 {
-                reader.consume((e >> 8) as u32);
+                let n = (e >> 8) as u32;
+                buf <<= n;
+                count -= n;
                 k += (e & 0xFF) as u32;
                 continue;
             }
+            (reader.buf, reader.count) = (buf, count);
             let rs = self.decode(reader)?;
             let (run, size) = ((rs >> 4) as u32, (rs & 15) as u32);
             match (run, size) {
@@ -737,7 +767,9 @@ impl Huffman {
                     k += run + 1;
                 }
             }
+            (buf, count) = (reader.buf, reader.count);
         }
+        (reader.buf, reader.count) = (buf, count);
         // A run past the end of the block is tolerated, as libjpeg does.
         Some(())
     }
