@@ -75,47 +75,74 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
 /// has real detail to work with after a DCT-domain downscale.
 const SHRINK_OVERSAMPLING: u32 = 2;
 
-/// JPEG shrink-on-load: when the box is much smaller than the photo, decode at 1/2, 1/4 or 1/8
-/// scale in the DCT domain (as libjpeg's scaled IDCT does) instead of decoding every pixel and
-/// throwing most away. `None` when it does not apply (not a JPEG, no worthwhile scale, CMYK,
-/// or a stream this decoder refuses: the full decoder then decides).
+/// Shrink-on-load: decode no more than the box needs. For JPEG, when the box is much smaller
+/// than the photo, decode at 1/2, 1/4 or 1/8 scale in the DCT domain (as libjpeg's scaled IDCT
+/// does) instead of decoding every pixel and throwing most away; for ICO, decode the smallest
+/// entry that covers the box. `None` when it does not apply (another format, no worthwhile
+/// scale, CMYK, or a stream this decoder refuses: the full decoder then decides).
 fn shrink_on_load(
     data: &[u8],
     format: ImageFormat,
     opts: &Options,
 ) -> Result<Option<(DynamicImage, ImageInfo)>, Error> {
-    if format != ImageFormat::Jpeg {
-        return Ok(None);
+    match format {
+        ImageFormat::Jpeg => jpeg_shrink_on_load(data, opts),
+        ImageFormat::Ico => {
+            // The icon's info stays that of its largest entry, the one `probe` reports; the
+            // entry decoded is the smallest that covers the box.
+            let Ok(info) = own_header(data, format) else {
+                return Ok(None);
+            };
+            let need = needed_size(info.width, info.height, &info, opts);
+            Ok(Some((
+                formats::ico::decode_for(data, opts.max_pixels, need)?,
+                info,
+            )))
+        }
+        _ => Ok(None),
     }
-    let Ok((decoder, info)) = open(data, format) else {
-        return Ok(None);
-    };
-    let (w, h) = decoder.dimensions();
-    drop(decoder);
-    formats::check_pixels(w, h, opts.max_pixels).map_err(|e| match e {
+}
+
+/// Refuses a `w` x `h` decode over the limit, reporting the image's own (displayed) size.
+fn check_pixel_limit(w: u32, h: u32, info: &ImageInfo, max_pixels: u64) -> Result<(), Error> {
+    formats::check_pixels(w, h, max_pixels).map_err(|e| match e {
         Error::TooLarge { max_pixels, .. } => Error::TooLarge {
             width: info.width,
             height: info.height,
             max_pixels,
         },
         other => other,
-    })?;
+    })
+}
+
+/// The size, in stored orientation, that a decode of a `w` x `h` image must at least have
+/// for the resize to the box of `opts`.
+fn needed_size(w: u32, h: u32, info: &ImageInfo, opts: &Options) -> (u32, u32) {
     let orientation = Orientation::from_exif(info.orientation).unwrap_or(Orientation::NoTransforms);
-    // The size the decoded image is resized to, in stored orientation.
     let (out_w, out_h) = target_size(info.width, info.height, opts.width, opts.height, opts.fit);
     let (rw, rh) = if swaps_axes(orientation) {
         (out_h, out_w)
     } else {
         (out_w, out_h)
     };
-    let (need_w, need_h) = match opts.fit {
+    match opts.fit {
         // Cover keeps a centre crop: the scale is set by the side that is cropped least.
         Fit::Cover => {
             let s = (rw as f64 / w as f64).max(rh as f64 / h as f64);
             ((w as f64 * s).ceil() as u32, (h as f64 * s).ceil() as u32)
         }
         Fit::Contain | Fit::Fill => (rw, rh),
+    }
+}
+
+fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(DynamicImage, ImageInfo)>, Error> {
+    let Ok((decoder, info)) = open(data, ImageFormat::Jpeg) else {
+        return Ok(None);
     };
+    let (w, h) = decoder.dimensions();
+    drop(decoder);
+    check_pixel_limit(w, h, &info, opts.max_pixels)?;
+    let (need_w, need_h) = needed_size(w, h, &info, opts);
     let scaled = |len: u32, k: u32| (len * k).div_ceil(8);
     let Some(k) = [1u32, 2, 4].into_iter().find(|&k| {
         scaled(w, k) >= SHRINK_OVERSAMPLING * need_w && scaled(h, k) >= SHRINK_OVERSAMPLING * need_h
@@ -172,14 +199,7 @@ fn decode(data: &[u8], format: ImageFormat, max_pixels: u64) -> Result<(DynamicI
         }
     };
     let (w, h) = decoder.dimensions();
-    formats::check_pixels(w, h, max_pixels).map_err(|e| match e {
-        Error::TooLarge { max_pixels, .. } => Error::TooLarge {
-            width: info.width,
-            height: info.height,
-            max_pixels,
-        },
-        other => other,
-    })?;
+    check_pixel_limit(w, h, &info, max_pixels)?;
     let mut limits = Limits::default();
     limits.max_alloc = Some(
         (w as u64 * h as u64)

@@ -24,7 +24,7 @@ const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// Reads size and alpha from the header alone.
 pub fn dimensions(data: &[u8]) -> Result<Header, Error> {
-    let entry = choose_entry(data)?;
+    let entry = choose_entry(data, None)?;
     if entry.png {
         let decoder = png_decoder(entry.data)?;
         let (width, height) = decoder.dimensions();
@@ -40,7 +40,17 @@ pub fn dimensions(data: &[u8]) -> Result<Header, Error> {
 
 /// Decodes the image, refusing it before allocation if it has more than `max_pixels`.
 pub fn decode(data: &[u8], max_pixels: u64) -> Result<DynamicImage, Error> {
-    let entry = choose_entry(data)?;
+    decode_entry(choose_entry(data, None)?, max_pixels)
+}
+
+/// Shrink-on-load for icons: decodes the smallest entry that still covers `need` (width,
+/// height), among those shaped like the largest one, so a 100x100 thumbnail of an icon with
+/// 16, 32, 128 and 256 pixel entries decodes the 128 one. The largest when none covers it.
+pub fn decode_for(data: &[u8], max_pixels: u64, need: (u32, u32)) -> Result<DynamicImage, Error> {
+    decode_entry(choose_entry(data, Some(need))?, max_pixels)
+}
+
+fn decode_entry(entry: Entry<'_>, max_pixels: u64) -> Result<DynamicImage, Error> {
     if entry.png {
         let decoder = png_decoder(entry.data)?;
         let (width, height) = decoder.dimensions();
@@ -60,18 +70,24 @@ fn png_decoder(png: &[u8]) -> Result<PngDecoder<Cursor<&[u8]>>, Error> {
 }
 
 /// An entry's data and what ranks it.
+#[derive(Clone)]
 struct Entry<'a> {
     data: &'a [u8],
     png: bool,
-    /// Width times height from the directory.
-    area: u32,
+    /// Width and height from the directory.
+    width: u32,
+    height: u32,
     /// Bits per pixel from the entry's own header.
     depth: u32,
 }
 
 impl Entry<'_> {
     fn rank(&self) -> (u32, u32, bool) {
-        (self.area, self.depth, self.png)
+        (self.width * self.height, self.depth, self.png)
+    }
+
+    fn covers(&self, (w, h): (u32, u32)) -> bool {
+        self.width >= w && self.height >= h
     }
 }
 
@@ -81,7 +97,9 @@ fn u16_at(data: &[u8], at: usize) -> Option<u16> {
     ))
 }
 
-fn choose_entry(data: &[u8]) -> Result<Entry<'_>, Error> {
+/// The largest entry (see the module docs), or with `need`, the smallest of the same shape
+/// that covers it.
+fn choose_entry(data: &[u8], need: Option<(u32, u32)>) -> Result<Entry<'_>, Error> {
     let (Some(reserved), Some(kind), Some(count)) = (u16_at(data, 0), u16_at(data, 2), u16_at(data, 4))
     else {
         return Err(Error::MalformedImage("ico header is truncated".into()));
@@ -93,7 +111,7 @@ fn choose_entry(data: &[u8]) -> Result<Entry<'_>, Error> {
         return Err(Error::MalformedImage("ico file has no entries".into()));
     }
 
-    let mut best: Option<Entry> = None;
+    let mut entries: Vec<Entry> = Vec::new();
     let mut first_error = None;
     for i in 0..usize::from(count) {
         let start = DIRECTORY_START + i * DIRECTORY_ENTRY_LEN;
@@ -102,17 +120,23 @@ fn choose_entry(data: &[u8]) -> Result<Entry<'_>, Error> {
             break;
         };
         match read_entry(data, dir) {
-            Ok(entry) => {
-                if best.as_ref().is_none_or(|b| entry.rank() > b.rank()) {
-                    best = Some(entry);
-                }
-            }
+            Ok(entry) => entries.push(entry),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    best.ok_or_else(|| {
+    // The first of equals wins, as before: iterate in reverse so max_by_key keeps it.
+    let largest = entries.iter().rev().max_by_key(|e| e.rank());
+    let chosen = match (largest, need) {
+        (Some(largest), Some(need)) => entries
+            .iter()
+            .filter(|e| e.covers(need) && e.width * largest.height == e.height * largest.width)
+            .min_by_key(|e| (e.width * e.height, std::cmp::Reverse((e.depth, e.png))))
+            .or(Some(largest)),
+        (largest, _) => largest,
+    };
+    chosen.cloned().ok_or_else(|| {
         first_error.unwrap_or_else(|| Error::MalformedImage("ico directory is truncated".into()))
     })
 }
@@ -123,7 +147,7 @@ fn read_entry<'a>(data: &'a [u8], dir: &[u8]) -> Result<Entry<'a>, Error> {
         Some(0) | None => 256,
         Some(&b) => u32::from(b),
     };
-    let area = side(0) * side(1);
+    let (width, height) = (side(0), side(1));
     let size = bmp::u32_at(dir, 8).and_then(|size| usize::try_from(size).ok());
     let rest = bmp::u32_at(dir, 12)
         .and_then(|offset| usize::try_from(offset).ok())
@@ -152,7 +176,8 @@ fn read_entry<'a>(data: &'a [u8], dir: &[u8]) -> Result<Entry<'a>, Error> {
         Ok(Entry {
             data: entry,
             png: true,
-            area,
+            width,
+            height,
             depth: u32::from(bit_depth) * channels,
         })
     } else {
@@ -160,7 +185,8 @@ fn read_entry<'a>(data: &'a [u8], dir: &[u8]) -> Result<Entry<'a>, Error> {
         Ok(Entry {
             data: entry,
             png: false,
-            area,
+            width,
+            height,
             depth: u32::from(dib.bits_per_pixel),
         })
     }
@@ -435,5 +461,70 @@ mod tests {
                 let _ = decode(&data, 1 << 20);
             }
         }
+    }
+
+    /// An icon whose entries are solid PNGs of (width, height, grey level), in this order.
+    fn multi_icon(entries: &[(u32, u32, u8)]) -> Vec<u8> {
+        let pngs: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|&(w, h, level)| {
+                // A directory side of 0 means 256.
+                let (w, h) = (if w == 0 { 256 } else { w }, if h == 0 { 256 } else { h });
+                let mut out = Vec::new();
+                DynamicImage::ImageLuma8(image::GrayImage::from_pixel(w, h, image::Luma([level])))
+                    .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+                    .unwrap();
+                out
+            })
+            .collect();
+        let mut data = vec![0, 0, 1, 0, entries.len() as u8, 0];
+        let mut offset = 6 + 16 * entries.len();
+        for (&(w, h, _), png) in entries.iter().zip(&pngs) {
+            data.extend_from_slice(&[w as u8, h as u8, 0, 0, 1, 0, 32, 0]);
+            data.extend_from_slice(&(png.len() as u32).to_le_bytes());
+            data.extend_from_slice(&(offset as u32).to_le_bytes());
+            offset += png.len();
+        }
+        for png in &pngs {
+            data.extend_from_slice(png);
+        }
+        data
+    }
+
+    #[test]
+    fn shrink_on_load_decodes_the_smallest_entry_that_covers_the_box() {
+        let data = multi_icon(&[
+            (16, 16, 10),
+            (0, 0, 20),
+            (128, 128, 30),
+            (32, 32, 40),
+            (200, 100, 50),
+        ]);
+        let level = |img: DynamicImage| (img.width(), img.height(), img.to_luma8().get_pixel(0, 0).0[0]);
+        assert_eq!(
+            level(decode(&data, u64::MAX).unwrap()),
+            (256, 256, 20),
+            "plain decode: the largest"
+        );
+        assert_eq!(
+            level(decode_for(&data, u64::MAX, (100, 100)).unwrap()),
+            (128, 128, 30)
+        );
+        assert_eq!(
+            level(decode_for(&data, u64::MAX, (32, 20)).unwrap()),
+            (32, 32, 40)
+        );
+        // Nothing covers it: the largest. The 200x100 entry is never taken (another shape).
+        assert_eq!(
+            level(decode_for(&data, u64::MAX, (300, 300)).unwrap()),
+            (256, 256, 20)
+        );
+        assert_eq!(
+            level(decode_for(&data, u64::MAX, (150, 60)).unwrap()),
+            (256, 256, 20)
+        );
+        // The pixel limit applies to the entry decoded.
+        assert!(decode_for(&data, 128 * 128, (100, 100)).is_ok());
+        assert!(matches!(decode(&data, 128 * 128), Err(Error::TooLarge { .. })));
     }
 }

@@ -61,8 +61,8 @@ struct Frame {
 #[derive(Default)]
 struct Decoder {
     frame: Option<Frame>,
-    dc_tables: [Option<Huffman>; 4],
-    ac_tables: [Option<Huffman>; 4],
+    dc_tables: [Option<Box<Huffman>>; 4],
+    ac_tables: [Option<Box<Huffman>>; 4],
     /// DC quantisers by table (the first coefficient of each DQT table).
     quant_dc: [Option<i32>; 4],
     restart_interval: usize,
@@ -209,7 +209,7 @@ impl Decoder {
             let counts: [u8; 16] = seg.get(1..17)?.try_into().ok()?;
             let total: usize = counts.iter().map(|&c| c as usize).sum();
             let values = seg.get(17..17 + total)?;
-            let table = Huffman::new(&counts, values)?;
+            let table = Box::new(Huffman::new(&counts, values)?);
             match (class, id) {
                 (0, 0..=3) => self.dc_tables[id] = Some(table),
                 (1, 0..=3) => self.ac_tables[id] = Some(table),
@@ -289,10 +289,10 @@ impl Decoder {
         for &(index, td, ta) in &scan {
             let dc = match kind {
                 ScanKind::DcRefine { .. } => None,
-                _ => Some(self.dc_tables.get(td)?.as_ref()?),
+                _ => Some(&**self.dc_tables.get(td)?.as_ref()?),
             };
             let ac = match kind {
-                ScanKind::Sequential => Some(self.ac_tables.get(ta)?.as_ref()?),
+                ScanKind::Sequential => Some(&**self.ac_tables.get(ta)?.as_ref()?),
                 _ => None,
             };
             tables.push((index, dc, ac));
@@ -387,14 +387,14 @@ impl Decoder {
                 Some(t) => t == 0,
                 None => ids == b"RGB",
             };
-            let mut out = Vec::with_capacity(out_w * out_h * 3);
-            let (a, b, c) = (&planes[0], &planes[1], &planes[2]);
-            for i in 0..out_w * out_h {
-                if rgb {
-                    out.extend_from_slice(&[a[i], b[i], c[i]]);
-                } else {
-                    out.extend_from_slice(&ycbcr_to_rgb(a[i], b[i], c[i]));
-                }
+            let mut out = vec![0u8; out_w * out_h * 3];
+            let pixels = out
+                .chunks_exact_mut(3)
+                .zip(planes[0].iter().zip(&planes[1]).zip(&planes[2]));
+            if rgb {
+                pixels.for_each(|(o, ((&r, &g), &b))| o.copy_from_slice(&[r, g, b]));
+            } else {
+                pixels.for_each(|(o, ((&y, &cb), &cr))| o.copy_from_slice(&ycbcr_to_rgb(y, cb, cr)));
             }
             out
         };
@@ -483,19 +483,17 @@ fn upsample(src: &[u8], w: usize, h: usize, fx: usize, fy: usize, out_w: usize, 
     };
     let cols: Vec<_> = (0..out_w).map(|x| taps(x, fx, w)).collect();
     let mut rows_h = vec![0u16; out_w * h];
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        for (x, &(lo, hi, f)) in cols.iter().enumerate() {
-            rows_h[y * out_w + x] = (row[lo] as u32 * (256 - f) + row[hi] as u32 * f) as u16;
+    for (row, dst) in src.chunks_exact(w).zip(rows_h.chunks_exact_mut(out_w)) {
+        for (d, &(lo, hi, f)) in dst.iter_mut().zip(&cols) {
+            *d = (row[lo] as u32 * (256 - f) + row[hi] as u32 * f) as u16;
         }
     }
     let mut out = vec![0u8; out_w * out_h];
-    for y in 0..out_h {
+    for (y, dst) in out.chunks_exact_mut(out_w).enumerate() {
         let (lo, hi, f) = taps(y, fy, h);
         let (a, b) = (&rows_h[lo * out_w..][..out_w], &rows_h[hi * out_w..][..out_w]);
-        for x in 0..out_w {
-            let v = a[x] as u32 * (256 - f) + b[x] as u32 * f;
-            out[y * out_w + x] = ((v + (1 << 15)) >> 16) as u8;
+        for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
+            *d = ((a as u32 * (256 - f) + b as u32 * f + (1 << 15)) >> 16) as u8;
         }
     }
     out
@@ -643,13 +641,40 @@ const MAX_DECODED_SCANS: usize = 64;
 /// How many bits the lookup tables resolve at once; longer codes take the slow path.
 const LOOKUP_BITS: u32 = 11;
 
+/// Packing of a `Huffman::skip` entry: bits and zig-zag step of the first symbol, then of
+/// the first two together (the same as the first when the second does not fit).
+struct Skip;
+
+impl Skip {
+    fn pack(len1: u32, step1: u32, len2: u32, step2: u32) -> u32 {
+        len1 << 24 | step1 << 16 | len2 << 8 | step2
+    }
+
+    #[inline(always)]
+    fn first_step(e: u32) -> u32 {
+        (e >> 16) & 0xFF
+    }
+
+    #[inline(always)]
+    fn first(e: u32) -> (u32, u32) {
+        (e >> 24, (e >> 16) & 0xFF)
+    }
+
+    #[inline(always)]
+    fn both(e: u32) -> (u32, u32) {
+        ((e >> 8) & 0xFF, e & 0xFF)
+    }
+}
+
 /// A Huffman table with a direct lookup for short codes.
 struct Huffman {
     /// For each `LOOKUP_BITS`-bit prefix: code length (0 if longer) << 8 | symbol.
     lookup: [u16; 1 << LOOKUP_BITS],
-    /// For AC tables: the prefix's code length plus its extra bits when both fit in the
-    /// prefix, and the zig-zag step (run + 1, or 64 for end-of-block); 0 when they do not fit.
-    skip: [u16; 1 << LOOKUP_BITS],
+    /// For AC tables, what skipping the next one or two coefficients takes, for each prefix:
+    /// a [`Skip`] packed in a u32, or 0 when even the first symbol and its extra bits do not
+    /// fit in the prefix. Two at a time halves the serial chain of lookups, which is what
+    /// bounds the speed of this loop.
+    skip: Box<[u32; 1 << LOOKUP_BITS]>,
     /// Canonical decoding of longer codes: for each length, the largest code (or -1) and
     /// the offset from a code to its index in `values`.
     max_code: [i32; 18],
@@ -660,7 +685,8 @@ struct Huffman {
 impl Huffman {
     fn new(counts: &[u8; 16], values: &[u8]) -> Option<Huffman> {
         let mut lookup = [0u16; 1 << LOOKUP_BITS];
-        let mut skip = [0u16; 1 << LOOKUP_BITS];
+        // First for one symbol: (bits, zig-zag step) packed as bits << 8 | step.
+        let mut single = [0u16; 1 << LOOKUP_BITS];
         let mut max_code = [-1i32; 18];
         let mut offset = [0i32; 17];
         let mut code = 0u32;
@@ -688,7 +714,7 @@ impl Huffman {
                             _ => Some(run as u16 + 1),
                         };
                         if let Some(step) = step.filter(|_| total <= LOOKUP_BITS) {
-                            skip[i] = (total as u16) << 8 | step;
+                            single[i] = (total as u16) << 8 | step;
                         }
                     }
                 }
@@ -701,6 +727,26 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
+        // Then pairs: after the first symbol, the prefix's remaining bits may hold the whole
+        // second one too. Its lookup with zero-filled low bits is valid only if its length
+        // fits in what is known.
+        let mut skip = Box::new([0u32; 1 << LOOKUP_BITS]);
+        for (i, &first) in single.iter().enumerate() {
+            if first == 0 {
+                continue;
+            }
+            let (len1, step1) = ((first >> 8) as u32, (first & 0xFF) as u32);
+            let mut total = (len1, step1);
+            if step1 != 64 && len1 < LOOKUP_BITS {
+                let rest = (i << len1) & ((1 << LOOKUP_BITS) - 1);
+                let second = single[rest];
+                let len2 = (second >> 8) as u32;
+                if second != 0 && len2 <= LOOKUP_BITS - len1 {
+                    total = (len1 + len2, step1 + (second & 0xFF) as u32);
+                }
+            }
+            skip[i] = Skip::pack(len1, step1, total.0, total.1);
+        }
         Some(Huffman {
             lookup,
             skip,
@@ -750,10 +796,16 @@ impl Huffman {
             }
             let e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
             if e != 0 {
-                let n = (e >> 8) as u32;
-                buf <<= n;
-                count -= n;
-                k += (e & 0xFF) as u32;
+                // The pair only if the first symbol leaves the block unfinished; otherwise
+                // the second belongs to the next block.
+                let (bits, step) = if k + Skip::first_step(e) < 64 {
+                    Skip::both(e)
+                } else {
+                    Skip::first(e)
+                };
+                buf <<= bits;
+                count -= bits;
+                k += step;
                 continue;
             }
             (reader.buf, reader.count) = (buf, count);
