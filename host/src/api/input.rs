@@ -162,7 +162,8 @@ fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
 /// Reads the body up to `limit` bytes, answering 413 beyond it.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b.to_vec()),
+        // Vec::from takes over the buffer without a copy when the body arrived in one piece.
+        Ok(b) => Ok(Vec::from(b)),
         Err(e) => {
             let too_large =
                 std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -299,13 +300,9 @@ async fn read_multipart(
         let name = field.name().unwrap_or("").to_string();
         // Clients name the file field differently; a part that carries a file name is the image.
         if name == "file" || name == "image" || (image.is_none() && field.file_name().is_some()) {
-            image = Some(
-                field
-                    .bytes()
-                    .await
-                    .map_err(|e| multipart_error(e, limit))?
-                    .to_vec(),
-            );
+            image = Some(Vec::from(
+                field.bytes().await.map_err(|e| multipart_error(e, limit))?,
+            ));
         } else {
             let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
             if name == "url" {
