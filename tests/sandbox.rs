@@ -421,3 +421,26 @@ fn an_image_at_the_pixel_limit_fits_in_the_default_memory_cap() {
         stats.total
     );
 }
+
+#[test]
+fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    // Two pool slots, eight concurrent calls, each slow enough to overlap the others: every
+    // call must get its thumbnail, none a "pool exhausted" error.
+    let sandbox = edgethumb::sandbox::Sandbox::new(edgethumb::sandbox::SandboxConfig {
+        max_concurrent_calls: 2,
+        ..config()
+    })
+    .unwrap();
+    let resizer = sandbox.load_builtin().unwrap();
+    let image = photo("astronaut-1mp.jpg");
+    let results: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| resizer.thumbnail(&image, &Options::default())))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for r in results {
+        let (thumb, _) = r.unwrap();
+        assert_eq!((thumb.width, thumb.height), (100, 100));
+    }
+}
