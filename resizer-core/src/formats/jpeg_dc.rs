@@ -641,6 +641,20 @@ const MAX_DECODED_SCANS: usize = 64;
 /// How many bits the lookup tables resolve at once; longer codes take the slow path.
 const LOOKUP_BITS: u32 = 11;
 
+/// Applies one non-zero `Huffman::skip` entry: the pair only if the first symbol leaves the
+/// block unfinished (otherwise the second belongs to the next block).
+#[inline(always)]
+fn skip_step(e: u32, buf: &mut u64, count: &mut u32, k: &mut u32) {
+    let (bits, step) = if *k + Skip::first_step(e) < 64 {
+        Skip::both(e)
+    } else {
+        Skip::first(e)
+    };
+    *buf <<= bits;
+    *count -= bits;
+    *k += step;
+}
+
 /// Packing of a `Huffman::skip` entry: bits and zig-zag step of the first symbol, then of
 /// the first two together (the same as the first when the second does not fit).
 struct Skip;
@@ -788,27 +802,32 @@ impl Huffman {
     fn skip_ac(&self, reader: &mut BitReader) -> Option<()> {
         let mut k = 1u32;
         let (mut buf, mut count) = (reader.buf, reader.count);
+        // Up to two table steps per turn of the loop: wasmtime checks the epoch on every loop
+        // back-edge, so fewer turns means fewer checks. A table step takes at most 11 bits,
+        // so 32 buffered bits cover two of them.
         while k < 64 {
             if count < 32 {
                 (reader.buf, reader.count) = (buf, count);
                 reader.fill();
                 (buf, count) = (reader.buf, reader.count);
             }
-            let e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
+            let mut e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
             if e != 0 {
-                // The pair only if the first symbol leaves the block unfinished; otherwise
-                // the second belongs to the next block.
-                let (bits, step) = if k + Skip::first_step(e) < 64 {
-                    Skip::both(e)
-                } else {
-                    Skip::first(e)
-                };
-                buf <<= bits;
-                count -= bits;
-                k += step;
-                continue;
+                skip_step(e, &mut buf, &mut count, &mut k);
+                if k >= 64 {
+                    break;
+                }
+                e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
+                if e != 0 {
+                    skip_step(e, &mut buf, &mut count, &mut k);
+                    continue;
+                }
             }
+            // A symbol and its extra bits longer than the table: up to 31 bits.
             (reader.buf, reader.count) = (buf, count);
+            if reader.count < 32 {
+                reader.fill();
+            }
             let rs = self.decode(reader)?;
             let (run, size) = ((rs >> 4) as u32, (rs & 15) as u32);
             match (run, size) {
