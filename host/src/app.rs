@@ -3,42 +3,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+pub use crate::api::AppState;
 use crate::config::{Database, ServeConfig};
-use crate::queue::postgres::PgStore;
-use crate::queue::sqlite::SqliteStore;
-use crate::queue::{ComponentStore, JobStore, Wakers};
+use crate::jobs::{Jobs, webhooks, worker};
 use crate::sandbox::Sandbox;
 use crate::sandbox::registry::Registry;
-
-/// What handlers and workers share. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn JobStore>,
-    /// The components; `components.active()` runs new jobs.
-    pub components: Arc<Registry>,
-    pub config: Arc<ServeConfig>,
-    /// Wakes an idle worker when a job is queued.
-    pub wake: Arc<Notify>,
-    /// Announces finished jobs to long-polls.
-    pub finished: broadcast::Sender<Uuid>,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Outbound HTTP policy (image URLs, webhooks).
-    pub fetch: Arc<crate::fetch::FetchPolicy>,
-    /// Signalled when another host changed the active component.
-    pub components_changed: Arc<Notify>,
-    /// Worker loops currently running, for /readyz.
-    pub workers_alive: Arc<AtomicUsize>,
-}
+use crate::store::{ComponentStore, Kind, Store};
+use crate::supervise::Supervisor;
 
 /// A built, bound, not yet serving application.
 pub struct App {
@@ -48,50 +25,39 @@ pub struct App {
 
 impl App {
     pub async fn build(config: ServeConfig) -> anyhow::Result<App> {
-        let (store, component_store): (Arc<dyn JobStore>, Arc<dyn ComponentStore>) = match &config.database {
+        let store = Arc::new(match &config.database {
             Database::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 }
-                let s = Arc::new(
-                    SqliteStore::open(path)
-                        .await
-                        .with_context(|| format!("opening {}", path.display()))?,
-                );
-                (s.clone(), s)
+                Store::open_sqlite(path)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?
             }
-            Database::Postgres { url, notify } => {
-                let s = Arc::new(
-                    PgStore::open(url, *notify)
-                        .await
-                        .context("connecting to PostgreSQL")?,
-                );
-                (s.clone(), s)
-            }
-        };
+            Database::Postgres { url, notify } => Store::open_postgres(url, *notify)
+                .await
+                .context("connecting to PostgreSQL")?,
+        });
         let sandbox = Sandbox::new(config.sandbox.clone())?;
         let initial = match &config.component {
             Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
             None => None,
         };
-        let components = Registry::open(sandbox, component_store, initial)
+        let components = Registry::open(sandbox, store.clone() as Arc<dyn ComponentStore>, initial)
             .await
             .context("setting up the component registry")?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let (finished, _) = broadcast::channel(1024);
-        let fetch = config.fetch.clone();
+        let config = Arc::new(config);
+        let shutdown = CancellationToken::new();
+        let jobs = Jobs::new(store, components.clone(), config.clone(), shutdown.clone());
         let state = AppState {
-            store,
+            jobs,
             components,
-            config: Arc::new(config),
-            wake: Arc::new(Notify::new()),
-            finished,
-            shutdown: CancellationToken::new(),
-            fetch: Arc::new(fetch),
-            components_changed: Arc::new(Notify::new()),
-            workers_alive: Arc::new(AtomicUsize::new(0)),
+            config,
+            tasks: Arc::new(Supervisor::new(shutdown.clone())),
+            shutdown,
         };
         Ok(App { listener, state })
     }
@@ -113,31 +79,7 @@ impl App {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let App { listener, state } = self;
-        let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..state.config.workers {
-            tasks.spawn(crate::worker::run(state.clone(), n));
-        }
-        tasks.spawn(crate::worker::sweeper(state.clone()));
-        tasks.spawn(crate::webhook::deliver(state.clone()));
-        tasks.spawn(state.components.clone().follow(
-            state.config.component_sync,
-            state.components_changed.clone(),
-            state.shutdown.clone(),
-        ));
-        let wakers = Wakers {
-            jobs: state.wake.clone(),
-            finished: state.finished.clone(),
-            components: state.components_changed.clone(),
-        };
-        let (store, token) = (state.store.clone(), state.shutdown.clone());
-        tasks.spawn(async move { store.watch(wakers, token).await });
-        if let Some(dir) = state.config.component_dir.clone() {
-            tasks.spawn(state.components.clone().watch_dir(
-                dir,
-                Duration::from_secs(2),
-                state.shutdown.clone(),
-            ));
-        }
+        start_tasks(&state);
         let token = state.shutdown.clone();
         tokio::spawn(async move {
             signal.await;
@@ -151,16 +93,44 @@ impl App {
             .await?;
         // Running jobs end within the sandbox deadline; give them that and a little more.
         let grace = state.config.sandbox.deadline + Duration::from_secs(5);
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
+        if !state.tasks.drain(grace).await {
             tracing::warn!(
                 "workers did not stop in {grace:?}; their leases will return the jobs to the queue"
             );
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Starts the background tasks under the supervisor.
+fn start_tasks(state: &AppState) {
+    let (jobs, tasks) = (&state.jobs, &state.tasks);
+    for n in 0..state.config.workers {
+        tasks.spawn(format!("worker {n}"), worker::run(jobs.clone(), n));
+    }
+    tasks.spawn("sweeper", worker::sweeper(jobs.clone()));
+    tasks.spawn("webhooks", webhooks::deliver(jobs.clone()));
+    tasks.spawn(
+        "component sync",
+        state.components.clone().follow(
+            state.config.component_sync,
+            jobs.components_changed.clone(),
+            state.shutdown.clone(),
+        ),
+    );
+    if jobs.store.kind() == Kind::Postgres {
+        let (store, wakers, token) = (jobs.store.clone(), jobs.wakers(), state.shutdown.clone());
+        tasks.spawn("notifications", async move { store.watch(wakers, token).await });
+    }
+    if let Some(dir) = state.config.component_dir.clone() {
+        tasks.spawn(
+            "component directory",
+            state
+                .components
+                .clone()
+                .watch_dir(dir, Duration::from_secs(2), state.shutdown.clone()),
+        );
     }
 }
 

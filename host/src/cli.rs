@@ -3,13 +3,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use resizer_core::{Fit, Options, OutputFormat};
 
-use crate::sandbox::{Resizer, Sandbox, SandboxConfig, default_memory_for};
+use crate::config::SandboxArgs;
+use crate::sandbox::Sandbox;
 
 /// edgethumb turns images into thumbnails inside a wasmtime sandbox: each image is decoded by
 /// a fresh WebAssembly instance with a memory cap, a CPU deadline and no access to files,
@@ -75,64 +75,6 @@ pub struct ValidateArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-}
-
-/// Sandbox settings shared by every command.
-#[derive(Debug, Args)]
-pub struct SandboxArgs {
-    /// Run this resizer component (.wasm) instead of the one built into the binary.
-    #[arg(long, env = "EDGETHUMB_COMPONENT", value_name = "PATH")]
-    pub component: Option<PathBuf>,
-    /// Refuse images with more pixels than this (read from the header, before decoding).
-    #[arg(long, env = "EDGETHUMB_MAX_PIXELS", default_value_t = resizer_core::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
-    /// Linear memory one sandboxed call may use, in bytes [default: sized to --max-pixels].
-    #[arg(long, env = "EDGETHUMB_MAX_MEMORY", value_name = "BYTES")]
-    pub max_memory: Option<u64>,
-    /// Wall time one sandboxed call may run (e.g. 10s, 500ms).
-    #[arg(long, env = "EDGETHUMB_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub deadline: Duration,
-    /// Directory for compiled components [default: the user's cache dir, edgethumb/compiled].
-    #[arg(long, env = "EDGETHUMB_CACHE_DIR", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not read or write compiled components on disk.
-    #[arg(long)]
-    pub no_cache: bool,
-}
-
-impl SandboxArgs {
-    pub fn sandbox_config(&self) -> SandboxConfig {
-        let cache_dir = if self.no_cache {
-            None
-        } else {
-            self.cache_dir
-                .clone()
-                .or_else(|| dirs::cache_dir().map(|d| d.join("edgethumb").join("compiled")))
-        };
-        SandboxConfig {
-            max_pixels: self.max_pixels,
-            max_memory_bytes: self
-                .max_memory
-                .unwrap_or_else(|| default_memory_for(self.max_pixels)),
-            deadline: self.deadline,
-            cache_dir,
-            ..SandboxConfig::default()
-        }
-    }
-
-    /// Starts the sandbox and loads the chosen component.
-    pub fn load(&self) -> anyhow::Result<Resizer> {
-        let sandbox = Sandbox::new(self.sandbox_config())?;
-        Ok(match &self.component {
-            Some(path) => {
-                let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                sandbox
-                    .load(&wasm)
-                    .with_context(|| format!("loading {}", path.display()))?
-            }
-            None => sandbox.load_builtin()?,
-        })
-    }
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::SandboxArgs;
-use crate::sandbox::SandboxConfig;
+use anyhow::Context;
+
+use crate::sandbox::{Resizer, Sandbox, SandboxConfig, default_memory_for};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -148,7 +149,7 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     pub component_dir: Option<PathBuf>,
     pub component_sync: Duration,
-    pub fetch: crate::fetch::FetchPolicy,
+    pub fetch: crate::outbound::FetchPolicy,
     pub retry_backoff: Duration,
     /// Decoded webhook signing key.
     pub webhook_key: Option<Vec<u8>>,
@@ -173,13 +174,14 @@ impl ServeArgs {
             .fetch_allow
             .iter()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| crate::fetch::AllowRule::parse(s).map_err(|e| anyhow::anyhow!("--fetch-allow: {e}")))
+            .map(|s| crate::outbound::AllowRule::parse(s).map_err(|e| anyhow::anyhow!("--fetch-allow: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let webhook_key = self
             .webhook_secret
             .as_deref()
-            .map(crate::webhook::decode_secret)
-            .transpose()?;
+            .map(crate::outbound::signing::decode_secret)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let mut sandbox = self.sandbox.sandbox_config();
         if self.sandbox.cache_dir.is_none() && !self.sandbox.no_cache {
             sandbox.cache_dir = Some(self.data_dir.join("compiled"));
@@ -208,16 +210,74 @@ impl ServeArgs {
                 .filter(|t| !t.is_empty()),
             component_dir: self.component_dir,
             component_sync: self.component_sync.max(Duration::from_millis(100)),
-            fetch: crate::fetch::FetchPolicy {
+            fetch: crate::outbound::FetchPolicy {
                 allow,
                 connect_timeout: self.fetch_connect_timeout,
                 total_timeout: self.fetch_timeout,
                 max_bytes: self.fetch_max_bytes.unwrap_or(self.max_body_bytes as u64),
-                ..crate::fetch::FetchPolicy::default()
+                ..crate::outbound::FetchPolicy::default()
             },
             retry_backoff: self.retry_backoff,
             webhook_key,
             webhook_retry_for: self.webhook_retry_for,
+        })
+    }
+}
+
+/// Sandbox settings shared by every command.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Run this resizer component (.wasm) instead of the one built into the binary.
+    #[arg(long, env = "EDGETHUMB_COMPONENT", value_name = "PATH")]
+    pub component: Option<PathBuf>,
+    /// Refuse images with more pixels than this (read from the header, before decoding).
+    #[arg(long, env = "EDGETHUMB_MAX_PIXELS", default_value_t = resizer_core::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Linear memory one sandboxed call may use, in bytes [default: sized to --max-pixels].
+    #[arg(long, env = "EDGETHUMB_MAX_MEMORY", value_name = "BYTES")]
+    pub max_memory: Option<u64>,
+    /// Wall time one sandboxed call may run (e.g. 10s, 500ms).
+    #[arg(long, env = "EDGETHUMB_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// Directory for compiled components [default: the user's cache dir, edgethumb/compiled].
+    #[arg(long, env = "EDGETHUMB_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write compiled components on disk.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl SandboxArgs {
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(|| dirs::cache_dir().map(|d| d.join("edgethumb").join("compiled")))
+        };
+        SandboxConfig {
+            max_pixels: self.max_pixels,
+            max_memory_bytes: self
+                .max_memory
+                .unwrap_or_else(|| default_memory_for(self.max_pixels)),
+            deadline: self.deadline,
+            cache_dir,
+            ..SandboxConfig::default()
+        }
+    }
+
+    /// Starts the sandbox and loads the chosen component.
+    pub fn load(&self) -> anyhow::Result<Resizer> {
+        let sandbox = Sandbox::new(self.sandbox_config())?;
+        Ok(match &self.component {
+            Some(path) => {
+                let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                sandbox
+                    .load(&wasm)
+                    .with_context(|| format!("loading {}", path.display()))?
+            }
+            None => sandbox.load_builtin()?,
         })
     }
 }

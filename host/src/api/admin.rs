@@ -7,22 +7,23 @@ use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, Sta
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::error::ApiError;
 use super::input::{drain, multipart_error, read_body};
-use crate::app::AppState;
-use crate::queue::ComponentRecord;
 use crate::sandbox::validate::CanaryReport;
+use crate::store::ComponentRecord;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/admin/components", post(upload).get(list))
-        .route("/v1/admin/components/rollback", post(rollback))
-        .route("/v1/admin/components/{digest}", get(details).delete(delete))
-        .route("/v1/admin/components/{digest}/wasm", get(wasm))
-        .route("/v1/admin/components/{digest}/activate", post(activate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload, list))
+        .routes(routes!(rollback))
+        .routes(routes!(details, delete))
+        .routes(routes!(wasm))
+        .routes(routes!(activate))
 }
 
 /// Proof that the request carries the admin token.
@@ -43,7 +44,7 @@ impl FromRequestParts<AppState> for Admin {
             .map(str::trim)
             .ok_or(ApiError::AdminUnauthorized)?;
         // Compare digests, so timing says nothing about the token.
-        if crate::sandbox::sha256_hex(presented.as_bytes()) == crate::sandbox::sha256_hex(token.as_bytes()) {
+        if crate::digest::sha256_hex(presented.as_bytes()) == crate::digest::sha256_hex(token.as_bytes()) {
             Ok(Admin)
         } else {
             Err(ApiError::AdminUnauthorized)
@@ -73,7 +74,7 @@ fn view(state: &AppState, record: ComponentRecord, canary: Option<CanaryReport>)
 
 /// Upload a component (raw body, or multipart field `file`); it is validated and stored, not
 /// activated. 201 when new, 200 when the digest was already known.
-#[utoipa::path(post, path = "/v1/admin/components", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/components", tag = "admin", security(("admin_token" = [])),
     responses((status = 201, body = ComponentView), (status = 200, body = ComponentView),
         (status = 422, description = "Refused; `step` says at which validation step"),
         (status = 401, description = "Bad admin token"), (status = 403, description = "Admin API disabled")))]
@@ -117,7 +118,7 @@ async fn upload(
         }
         wasm.ok_or_else(|| ApiError::BadRequest("the form needs a `file` field with the component".into()))?
     } else {
-        read_body(req.into_body(), limit).await?
+        read_body(req.into_body(), limit).await?.to_vec()
     };
     if wasm.is_empty() {
         return Err(ApiError::BadRequest("the request contains no component".into()));
@@ -134,13 +135,13 @@ async fn upload(
 }
 
 /// Every known component, newest first, with the active one marked.
-#[utoipa::path(get, path = "/v1/admin/components", tag = "admin", responses((status = 200, body = [ComponentView])))]
+#[utoipa::path(get, path = "/v1/admin/components", tag = "admin", security(("admin_token" = [])), responses((status = 200, body = [ComponentView])))]
 async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<ComponentView>>, ApiError> {
     let records = state.components.list().await?;
     Ok(Json(records.into_iter().map(|r| view(&state, r, None)).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/admin/components/{digest}", tag = "admin", params(("digest" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/components/{digest}", tag = "admin", security(("admin_token" = [])), params(("digest" = String, Path)),
     responses((status = 200, body = ComponentView), (status = 404, description = "Unknown digest")))]
 async fn details(
     State(state): State<AppState>,
@@ -151,7 +152,7 @@ async fn details(
 }
 
 /// The component itself, so operators and hosts can copy a fleet's components.
-#[utoipa::path(get, path = "/v1/admin/components/{digest}/wasm", tag = "admin", params(("digest" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/components/{digest}/wasm", tag = "admin", security(("admin_token" = [])), params(("digest" = String, Path)),
     responses((status = 200, description = "application/wasm"), (status = 404, description = "Unknown digest")))]
 async fn wasm(
     State(state): State<AppState>,
@@ -170,7 +171,7 @@ async fn wasm(
 }
 
 /// Make a stored component the active one (atomic; running jobs finish on their component).
-#[utoipa::path(post, path = "/v1/admin/components/{digest}/activate", tag = "admin", params(("digest" = String, Path)),
+#[utoipa::path(post, path = "/v1/admin/components/{digest}/activate", tag = "admin", security(("admin_token" = [])), params(("digest" = String, Path)),
     responses((status = 200, body = ComponentView), (status = 404, description = "Unknown digest")))]
 async fn activate(
     State(state): State<AppState>,
@@ -182,7 +183,7 @@ async fn activate(
 }
 
 /// Go back to the previously active component.
-#[utoipa::path(post, path = "/v1/admin/components/rollback", tag = "admin",
+#[utoipa::path(post, path = "/v1/admin/components/rollback", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = ComponentView), (status = 409, description = "Nothing to roll back to")))]
 async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Json<ComponentView>, ApiError> {
     let record = state.components.rollback().await?;
@@ -190,7 +191,7 @@ async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Json<Compon
 }
 
 /// Delete a component that is not active.
-#[utoipa::path(delete, path = "/v1/admin/components/{digest}", tag = "admin", params(("digest" = String, Path)),
+#[utoipa::path(delete, path = "/v1/admin/components/{digest}", tag = "admin", security(("admin_token" = [])), params(("digest" = String, Path)),
     responses((status = 204), (status = 404, description = "Unknown digest"), (status = 409, description = "Active")))]
 async fn delete(
     State(state): State<AppState>,

@@ -6,10 +6,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::queue::QueueError;
+use crate::codes::Code;
+use crate::jobs::JobsError;
 use crate::sandbox::SandboxError;
 use crate::sandbox::registry::RegistryError;
 use crate::sandbox::validate::Step;
+use crate::store::StoreError;
 
 /// Why a request failed. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,7 @@ pub enum ApiError {
     InvalidOptions(String),
     /// 422 (or 415 for format problems): the job ran and failed; for the synchronous endpoint.
     #[error("{message}")]
-    JobFailed { code: String, message: String },
+    JobFailed { code: Code, message: String },
     /// 429: the queue is full.
     #[error("the queue is full ({0} jobs waiting); retry later")]
     QueueFull(u64),
@@ -75,20 +77,26 @@ pub enum ApiError {
     ShuttingDown,
     /// 503: the database failed; the cause is in the log.
     #[error("the job store is unavailable; retry shortly")]
-    Store(#[from] QueueError),
+    Store(#[from] StoreError),
     /// 504: the synchronous endpoint's wait ran out; the job goes on.
     #[error("the thumbnail was not ready within {seconds} s; poll {location}")]
     Timeout { seconds: u64, location: String },
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: how every error is answered, as `application/problem+json`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `https://edgethumb.dev/problems/{code}`.
     #[serde(rename = "type")]
     kind: String,
+    /// The HTTP status's reason phrase.
     title: &'a str,
     status: u16,
+    /// What went wrong and what to do about it, for people.
     detail: String,
-    code: &'a str,
+    /// The stable code, for programs (see the README's table).
+    #[schema(value_type = String, example = "invalid_options")]
+    code: Code,
     /// For `component_invalid`: the validation step that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     step: Option<&'static str>,
@@ -108,9 +116,10 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidOptions(_) | ApiError::InvalidUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::JobFailed { code, .. } if code == "unsupported_format" => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            ApiError::JobFailed {
+                code: Code::UnsupportedFormat,
+                ..
+            } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,28 +127,28 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized | ApiError::AdminUnauthorized => "unauthorized",
-            ApiError::AdminDisabled => "admin_disabled",
-            ApiError::ComponentInvalid { .. } => "component_invalid",
-            ApiError::ComponentNotFound(_) => "component_not_found",
-            ApiError::ComponentConflict(_) => "component_conflict",
-            ApiError::JobNotFound(_) => "job_not_found",
-            ApiError::NoRoute(_) => "not_found",
-            ApiError::NotReady { .. } => "not_ready",
-            ApiError::Running(_) => "job_running",
-            ApiError::TooLarge(_) => "payload_too_large",
-            ApiError::Unsupported(_) => "unsupported_format",
-            ApiError::InvalidOptions(_) => "invalid_options",
-            ApiError::InvalidUrl { field, .. } if *field == "url" => "source_refused",
-            ApiError::InvalidUrl { .. } => "invalid_callback_url",
-            ApiError::JobFailed { code, .. } => code,
-            ApiError::QueueFull(_) => "queue_full",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::Store(_) => "store_unavailable",
-            ApiError::Timeout { .. } => "timeout",
+            ApiError::BadRequest(_) => Code::BadRequest,
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => Code::Unauthorized,
+            ApiError::AdminDisabled => Code::AdminDisabled,
+            ApiError::ComponentInvalid { .. } => Code::ComponentInvalid,
+            ApiError::ComponentNotFound(_) => Code::ComponentNotFound,
+            ApiError::ComponentConflict(_) => Code::ComponentConflict,
+            ApiError::JobNotFound(_) => Code::JobNotFound,
+            ApiError::NoRoute(_) => Code::NotFound,
+            ApiError::NotReady { .. } => Code::NotReady,
+            ApiError::Running(_) => Code::JobRunning,
+            ApiError::TooLarge(_) => Code::PayloadTooLarge,
+            ApiError::Unsupported(_) => Code::UnsupportedFormat,
+            ApiError::InvalidOptions(_) => Code::InvalidOptions,
+            ApiError::InvalidUrl { field: "url", .. } => Code::SourceRefused,
+            ApiError::InvalidUrl { .. } => Code::InvalidCallbackUrl,
+            ApiError::JobFailed { code, .. } => *code,
+            ApiError::QueueFull(_) => Code::QueueFull,
+            ApiError::ShuttingDown => Code::ShuttingDown,
+            ApiError::Store(_) => Code::StoreUnavailable,
+            ApiError::Timeout { .. } => Code::Timeout,
         }
     }
 
@@ -151,7 +160,7 @@ impl ApiError {
 impl From<SandboxError> for ApiError {
     fn from(e: SandboxError) -> Self {
         ApiError::JobFailed {
-            code: e.code().to_string(),
+            code: e.code(),
             message: e.to_string(),
         }
     }
@@ -169,10 +178,22 @@ impl From<RegistryError> for ApiError {
                 ApiError::ComponentConflict(e.to_string())
             }
             RegistryError::Load { .. } => ApiError::JobFailed {
-                code: "component_unavailable".into(),
+                code: Code::ComponentUnavailable,
                 message: e.to_string(),
             },
             RegistryError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl From<JobsError> for ApiError {
+    fn from(e: JobsError) -> Self {
+        match e {
+            JobsError::NotFound(id) => ApiError::JobNotFound(id.to_string()),
+            JobsError::QueueFull(n) => ApiError::QueueFull(n),
+            JobsError::ShuttingDown => ApiError::ShuttingDown,
+            JobsError::Component(e) => e.into(),
+            JobsError::Store(e) => ApiError::Store(e),
         }
     }
 }

@@ -5,37 +5,43 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
+use super::AppState;
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "Alive")))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready for traffic: the database answers, a component is loaded (it is before the server
-/// listens), every configured worker is running, and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "health",
+/// listens), every configured worker is running, no background task has died, and the server
+/// is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the failing check")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match state.store.ping().await {
+    let database = match state.jobs.store.ping().await {
         Ok(()) => "ok".to_string(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database check failed");
             "unreachable".to_string()
         }
     };
-    let workers = state.workers_alive.load(Ordering::SeqCst);
-    let ready = database == "ok" && workers == state.config.workers && !state.shutdown.is_cancelled();
+    let workers = state.jobs.workers_alive.load(Ordering::SeqCst);
+    let failed_tasks = state.tasks.failures();
+    let ready = database == "ok"
+        && workers == state.config.workers
+        && failed_tasks.is_empty()
+        && !state.shutdown.is_cancelled();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -48,6 +54,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "database": database,
             "component": state.components.active().digest(),
             "workers": workers,
+            "failed_tasks": failed_tasks,
             "shutting_down": state.shutdown.is_cancelled(),
         })),
     )

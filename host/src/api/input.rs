@@ -3,29 +3,36 @@
 //! `image_base64`. Options come from JSON fields, form fields or the query string. The image
 //! type is sniffed from the bytes; the declared content type is never trusted for it.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use base64::Engine;
-use resizer_core::{Fit, MAX_OUTPUT_SIDE, OutputFormat};
+use resizer_core::{MAX_OUTPUT_SIDE, OutputFormat};
 use serde::Deserialize;
 
+use super::Owner;
 use super::error::ApiError;
-use crate::queue::JobOptions;
+use crate::jobs::Source;
+use crate::store::JobOptions;
 
 /// Options as text, from the query string or form fields; all optional.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OptionParams {
     /// Box width, 1 to 4096 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]
     pub width: Option<String>,
     /// Box height, 1 to 4096 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]
     pub height: Option<String>,
     /// contain (default), cover or fill.
+    #[param(value_type = Option<Fit>)]
     pub fit: Option<String>,
     /// png (default), jpeg or webp.
+    #[param(value_type = Option<Format>)]
     pub format: Option<String>,
     /// JPEG quality, 1 to 100 (default 80).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
     pub callback_url: Option<String>,
@@ -90,7 +97,7 @@ impl OptionParams {
             height: side("height", &self.height, d.height)?,
             fit: match &self.fit {
                 None => d.fit,
-                Some(v) => Fit::parse(v.trim()).ok_or_else(|| {
+                Some(v) => resizer_core::Fit::parse(v.trim()).ok_or_else(|| {
                     ApiError::InvalidOptions(format!("fit must be contain, cover or fill, got {v:?}"))
                 })?,
             },
@@ -115,36 +122,93 @@ pub struct JsonSubmission {
     pub url: Option<String>,
     /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
     pub callback_url: Option<String>,
-    #[schema(value_type = Option<u32>)]
+    /// Box width (default 100).
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
     pub width: Option<serde_json::Value>,
-    #[schema(value_type = Option<u32>)]
+    /// Box height (default 100).
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
     pub height: Option<serde_json::Value>,
+    #[schema(value_type = Option<Fit>)]
     pub fit: Option<String>,
+    #[schema(value_type = Option<Format>)]
     pub format: Option<String>,
-    #[schema(value_type = Option<u8>)]
+    /// JPEG quality (default 80).
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<serde_json::Value>,
 }
 
-/// Where a submission's image comes from.
-#[derive(Debug)]
-pub enum Source {
-    /// Uploaded bytes, format already sniffed.
-    Bytes(Vec<u8>),
-    /// A URL the worker fetches (scheme checked; the SSRF guard runs at fetch time).
-    Url(String),
+/// A form upload (`multipart/form-data`): the image and the options as fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form; `read_multipart` reads it field by field
+pub struct FormSubmission {
+    /// The image (or a field `image`, or any part with a file name).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Or: an http(s) URL the worker fetches the image from.
+    url: Option<String>,
+    callback_url: Option<String>,
+    #[schema(minimum = 1, maximum = 4096)]
+    width: Option<u32>,
+    #[schema(minimum = 1, maximum = 4096)]
+    height: Option<u32>,
+    fit: Option<Fit>,
+    format: Option<Format>,
+    #[schema(minimum = 1, maximum = 100)]
+    quality: Option<u8>,
+}
+
+/// A raw image body (`image/*` or `application/octet-stream`); its format is sniffed.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the body; `read_body` reads it
+pub struct ImageBody(Vec<u8>);
+
+/// How the image fills the box.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the option; `Fit::parse` reads it
+pub enum Fit {
+    Contain,
+    Cover,
+    Fill,
+}
+
+/// The thumbnail's format.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the option; `OutputFormat::parse` reads it
+pub enum Format {
+    Png,
+    Jpeg,
+    Webp,
 }
 
 /// A parsed submission.
 #[derive(Debug)]
 pub struct Submission {
+    /// An upload or a URL.
     pub source: Source,
     pub options: JobOptions,
     pub callback_url: Option<String>,
 }
 
+impl Submission {
+    /// The job layer's submission for `owner`; `wait` when the caller waits for the result.
+    pub fn into_job(self, owner: &Owner, wait: bool) -> crate::jobs::Submission {
+        crate::jobs::Submission {
+            owner: owner.0.clone(),
+            source: self.source,
+            options: self.options,
+            callback_url: self.callback_url,
+            component: None,
+            wait,
+        }
+    }
+}
+
 /// Checks a URL field's syntax and scheme; addresses are checked when it is used.
 pub fn check_url_field(field: &'static str, url: &str) -> Result<String, ApiError> {
-    crate::fetch::check_url(url)
+    crate::outbound::check_url(url)
         .map(|u| u.to_string())
         .map_err(|e| ApiError::InvalidUrl {
             field,
@@ -160,10 +224,9 @@ fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
 }
 
 /// Reads the body up to `limit` bytes, answering 413 beyond it.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, limit).await {
-        // Vec::from takes over the buffer without a copy when the body arrived in one piece.
-        Ok(b) => Ok(Vec::from(b)),
+        Ok(b) => Ok(b),
         Err(e) => {
             let too_large =
                 std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -228,7 +291,7 @@ pub async fn read_submission(
         let json: JsonSubmission = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("the JSON body is malformed: {e}")))?;
         let source = match (&json.image_base64, &json.url) {
-            (Some(b64), None) => Source::Bytes(decode_base64(b64)?),
+            (Some(b64), None) => Source::Upload(Bytes::from(decode_base64(b64)?)),
             (None, Some(url)) => Source::Url(url.clone()),
             (Some(_), Some(_)) => {
                 return Err(ApiError::BadRequest("give image_base64 or url, not both".into()));
@@ -251,7 +314,7 @@ pub async fn read_submission(
         (source, params)
     } else if mime.starts_with("image/") || mime == "application/octet-stream" || mime.is_empty() {
         (
-            Source::Bytes(read_body(req.into_body(), limit).await?),
+            Source::Upload(read_body(req.into_body(), limit).await?),
             OptionParams::default(),
         )
     } else {
@@ -264,14 +327,15 @@ pub async fn read_submission(
         .map(|u| check_url_field("callback_url", &u))
         .transpose()?;
     let source = match source {
-        Source::Bytes(image) => {
+        Source::Upload(image) => {
             if image.is_empty() {
                 return Err(ApiError::BadRequest("the request contains no image data".into()));
             }
             resizer_core::header::sniff(&image).map_err(|e| ApiError::Unsupported(e.to_string()))?;
-            Source::Bytes(image)
+            Source::Upload(image)
         }
         Source::Url(url) => Source::Url(check_url_field("url", &url)?),
+        replay @ Source::Replay(_) => replay,
     };
     Ok(Submission {
         source,
@@ -300,9 +364,7 @@ async fn read_multipart(
         let name = field.name().unwrap_or("").to_string();
         // Clients name the file field differently; a part that carries a file name is the image.
         if name == "file" || name == "image" || (image.is_none() && field.file_name().is_some()) {
-            image = Some(Vec::from(
-                field.bytes().await.map_err(|e| multipart_error(e, limit))?,
-            ));
+            image = Some(field.bytes().await.map_err(|e| multipart_error(e, limit))?);
         } else {
             let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
             if name == "url" {
@@ -315,7 +377,7 @@ async fn read_multipart(
         }
     }
     let source = match (image, url) {
-        (Some(bytes), None) => Source::Bytes(bytes),
+        (Some(bytes), None) => Source::Upload(bytes),
         (None, Some(url)) => Source::Url(url),
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest(

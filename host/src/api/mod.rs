@@ -22,22 +22,51 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::jobs::Jobs;
+use crate::sandbox::registry::Registry;
+use crate::supervise::Supervisor;
 use error::ApiError;
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Submissions, reads and the queue.
+    pub jobs: Arc<Jobs>,
+    /// The components (the admin API; `components.active()` runs new jobs).
+    pub components: Arc<Registry>,
+    pub config: Arc<ServeConfig>,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// The background tasks, for readiness.
+    pub tasks: Arc<Supervisor>,
+}
+
+/// Every documented route with its OpenAPI: the one list both come from.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(jobs::router())
+        .merge(admin::router())
+        .merge(health::router())
+}
 
 /// Builds the whole router.
 pub fn router(state: AppState) -> axum::Router {
-    let v1 = jobs::router()
-        .merge(admin::router())
+    let (routes, doc) = routes().split_for_parts();
+    axum::Router::new()
+        .merge(routes)
+        .merge(docs::router(doc))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_when_shutting_down,
-        ));
-    axum::Router::new()
-        .merge(v1)
-        .merge(health::router())
-        .merge(docs::router())
+        ))
         .fallback(|req: Request| async move { ApiError::NoRoute(req.uri().path().to_string()) })
         // Multipart reads are bounded by this; other bodies by `input::read_body`. The +64 KiB
         // leaves room for form boundaries and fields around an image at the limit.
@@ -55,6 +84,7 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
+/// Refuses new work (anything but reads) once shutdown has begun.
 async fn refuse_when_shutting_down(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.shutdown.is_cancelled() && req.method() != axum::http::Method::GET {
         return ApiError::ShuttingDown.into_response();
@@ -68,7 +98,7 @@ pub struct Owner(pub Option<String>);
 
 /// The stable, non-secret name of a key as stored with its jobs.
 pub fn key_fingerprint(key: &str) -> String {
-    crate::sandbox::sha256_hex(key.as_bytes())[..32].to_string()
+    crate::digest::sha256_hex(key.as_bytes())[..32].to_string()
 }
 
 impl FromRequestParts<AppState> for Owner {

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use resizer_core::{ImageInfo, Options, Thumbnail};
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -32,6 +31,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use bindings::{ThumbnailerPre, error_from_wit, info_from_wit, options_to_wit, thumbnail_from_wit};
 use cache::CompileCache;
+
+use crate::codes::Code;
 
 /// The resizer component built from this workspace, embedded so the binary needs no files.
 pub const BUILTIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/resizer.wasm"));
@@ -124,34 +125,31 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The stable error code.
+    pub fn code(&self) -> Code {
         match self {
-            SandboxError::NotAComponent(_) => "not_a_component",
-            SandboxError::Compile(_) => "component_compile_failed",
-            SandboxError::Imports(_) => "component_imports_unavailable",
-            SandboxError::World(_) => "component_world_mismatch",
-            SandboxError::Deadline(_) => "deadline_exceeded",
-            SandboxError::MemoryLimit { .. } => "memory_limit_exceeded",
-            SandboxError::Trap(_) => "component_crashed",
+            SandboxError::NotAComponent(_) => Code::NotAComponent,
+            SandboxError::Compile(_) => Code::ComponentCompileFailed,
+            SandboxError::Imports(_) => Code::ComponentImportsUnavailable,
+            SandboxError::World(_) => Code::ComponentWorldMismatch,
+            SandboxError::Deadline(_) => Code::DeadlineExceeded,
+            SandboxError::MemoryLimit { .. } => Code::MemoryLimitExceeded,
+            SandboxError::Trap(_) => Code::ComponentCrashed,
             SandboxError::Image(e) => match e {
-                resizer_core::Error::UnsupportedFormat(_) => "unsupported_format",
-                resizer_core::Error::MalformedImage(_) => "malformed_image",
-                resizer_core::Error::TooLarge { .. } => "image_too_large",
-                resizer_core::Error::InvalidOptions(_) => "invalid_options",
-                resizer_core::Error::Internal(_) => "component_internal_error",
+                resizer_core::Error::UnsupportedFormat(_) => Code::UnsupportedFormat,
+                resizer_core::Error::MalformedImage(_) => Code::MalformedImage,
+                resizer_core::Error::TooLarge { .. } => Code::ImageTooLarge,
+                resizer_core::Error::InvalidOptions(_) => Code::InvalidOptions,
+                resizer_core::Error::Internal(_) => Code::ComponentInternalError,
             },
-            SandboxError::Engine(_) => "sandbox_unavailable",
+            SandboxError::Engine(_) => Code::SandboxUnavailable,
         }
     }
 
     /// True when the sandbox itself failed (crash, deadline, memory) rather than the image
     /// being refused: the case worth retrying or counting towards a poison limit.
     pub fn is_sandbox_failure(&self) -> bool {
-        matches!(
-            self,
-            SandboxError::Deadline(_) | SandboxError::MemoryLimit { .. } | SandboxError::Trap(_)
-        )
+        self.code().is_sandbox_failure()
     }
 }
 
@@ -490,10 +488,7 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Lower-case hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use crate::digest::sha256_hex;
 
 /// The interface this host speaks; components must export a version of it with the same major.
 const RESIZER_INTERFACE: &str = "edgethumb:resizer/resizer@";

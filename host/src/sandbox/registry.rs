@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::{CanaryReport, ValidationError, validate};
 use super::{BUILTIN_COMPONENT, Resizer, Sandbox, SandboxError, sha256_hex};
-use crate::queue::{ComponentRecord, ComponentStore, QueueError, now_ms};
+use crate::store::{ComponentRecord, ComponentStore, StoreError, now_ms};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum RegistryError {
     #[error("component {digest} cannot be loaded on this host: {source}")]
     Load { digest: String, source: SandboxError },
     #[error(transparent)]
-    Store(#[from] QueueError),
+    Store(#[from] StoreError),
 }
 
 /// Components known to this host.

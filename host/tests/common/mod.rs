@@ -158,3 +158,15 @@ pub fn assert_next_call_works(resizer: &Resizer) {
         .expect("a valid image after a hostile one");
     assert_eq!((t.width, t.height), (100, 75));
 }
+
+/// Blob files under a data dir, half-written ones (`tmp`) excluded.
+pub fn blob_files(data_dir: &std::path::Path) -> usize {
+    let Ok(shards) = std::fs::read_dir(data_dir.join("blobs")) else {
+        return 0;
+    };
+    shards
+        .flatten()
+        .filter(|s| s.file_name() != "tmp")
+        .map(|s| std::fs::read_dir(s.path()).map(|f| f.count()).unwrap_or(0))
+        .sum()
+}

@@ -684,6 +684,82 @@ async fn health_readiness_and_docs() {
     s.stop().await;
 }
 
+/// A replay is a submission like any other: it goes through the queue limit.
+async fn replay_answers_429_when_the_queue_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &["--workers", "0", "--max-queue", "2"]).await;
+    let c = client();
+    let first = post_image(&c, &s.at("/v1/jobs"), "image/png", small_png()).await;
+    let second = post_image(&c, &s.at("/v1/jobs"), "image/jpeg", photo("astronaut-1mp.jpg")).await;
+    let resp = c
+        .post(s.at(&format!("/v1/jobs/{first}/replay")))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(resp, 429, "queue_full").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("2 jobs waiting"),
+        "{problem}"
+    );
+    // With room in the queue, the same replay is accepted.
+    let resp = c
+        .delete(s.at(&format!("/v1/jobs/{second}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = c
+        .post(s.at(&format!("/v1/jobs/{first}/replay")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let replay: Value = resp.json().await.unwrap();
+    assert_eq!(replay["status"], "queued", "{replay}");
+    assert_eq!(
+        replay["source"]["sha256"],
+        get_json(&c, s.at(&format!("/v1/jobs/{first}"))).await["source"]["sha256"]
+    );
+    s.stop().await;
+}
+
+/// A background task that dies (here one that panics, under the same supervisor as the
+/// workers, sweeper and webhooks) is logged and makes the host not ready.
+async fn a_background_task_that_dies_makes_the_host_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &[]).await;
+    let c = client();
+    let ready = |body: &Value| body["status"] == "ready";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: Value = c.get(s.at("/readyz")).send().await.unwrap().json().await.unwrap();
+        if ready(&body) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.state.tasks.spawn("doomed", async { panic!("boom") });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = c.get(s.at("/readyz")).send().await.unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["status"], "not_ready");
+            assert_eq!(
+                body["failed_tasks"],
+                serde_json::json!(["doomed: panicked: boom"]),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "a dead task went unnoticed: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
 async fn the_corpus_over_http_never_gives_a_5xx() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path(), &[]).await;
@@ -810,6 +886,8 @@ both_backends!(
     the_same_image_and_options_are_answered_from_the_cache,
     api_keys_separate_clients,
     health_readiness_and_docs,
+    a_background_task_that_dies_makes_the_host_not_ready,
+    replay_answers_429_when_the_queue_is_full,
     the_corpus_over_http_never_gives_a_5xx,
     a_graceful_restart_loses_and_repeats_nothing,
     concurrent_submissions_never_find_the_database_locked,

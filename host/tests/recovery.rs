@@ -60,6 +60,55 @@ async fn jobs_of_a_killed_host_are_finished_by_the_next_start() {
     );
     let all: Value = get_json(&c, format!("{url}/v1/jobs?limit=100")).await;
     assert_eq!(all["jobs"].as_array().unwrap().len(), ids.len());
+    // The eight jobs share one source: one stored copy (a file on SQLite), through the crash,
+    // and none once they are all deleted.
+    let sqlite = database_args().is_empty();
+    if sqlite {
+        assert_eq!(blob_files(dir.path()), 1, "the shared source is stored once");
+    }
+    for id in &ids {
+        let resp = c.delete(format!("{url}/v1/jobs/{id}")).send().await.unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    if sqlite {
+        assert_eq!(blob_files(dir.path()), 0, "blobs go with their last job");
+    }
+    host.kill();
+}
+
+/// Jobs accepted with 202 survive a `kill -9` that comes right after the answer, before any
+/// worker could touch them (this host has none).
+async fn accepted_jobs_survive_a_kill_right_after_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "0"]);
+    let mut ids = Vec::new();
+    for (n, name) in ["coffee-12mp.jpg", "astronaut-2mp.png", "coffee-2mp.webp"]
+        .iter()
+        .enumerate()
+    {
+        let resp = c
+            .post(format!("{url}/v1/jobs?width={}", 40 + n))
+            .header("content-type", "application/octet-stream")
+            .body(photo(name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        ids.push(
+            resp.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    host.kill();
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "2"]);
+    for (n, id) in ids.iter().enumerate() {
+        let job = wait_done(&c, &url, id, None).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["result"]["width"], 40 + n as u64, "{job}");
+    }
     host.kill();
 }
 
@@ -95,6 +144,7 @@ async fn a_job_whose_host_keeps_dying_is_given_up() {
     for _ in 0..2 {
         let claimed = api_only
             .state
+            .jobs
             .store
             .claim(Duration::from_millis(1))
             .await
@@ -140,6 +190,7 @@ async fn finished_jobs_expire_after_the_ttl() {
 
 both_backends!(
     jobs_of_a_killed_host_are_finished_by_the_next_start,
+    accepted_jobs_survive_a_kill_right_after_the_answer,
     a_job_that_keeps_crashing_its_sandbox_fails_after_max_attempts,
     a_job_whose_host_keeps_dying_is_given_up,
     finished_jobs_expire_after_the_ttl,

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::codes::Code;
+
 /// A host name or a network an operator allows despite the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowRule {
@@ -127,14 +129,15 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    pub fn code(&self) -> &'static str {
+    /// The stable error code.
+    pub fn code(&self) -> Code {
         match self {
-            FetchError::Refused(_) => "source_refused",
-            FetchError::Unreachable(_) => "source_unreachable",
-            FetchError::Timeout(_) => "source_timeout",
-            FetchError::TooLarge(_) => "source_too_large",
-            FetchError::HttpStatus(_) => "source_http_status",
-            FetchError::NotAnImage(_) => "not_an_image",
+            FetchError::Refused(_) => Code::SourceRefused,
+            FetchError::Unreachable(_) => Code::SourceUnreachable,
+            FetchError::Timeout(_) => Code::SourceTimeout,
+            FetchError::TooLarge(_) => Code::SourceTooLarge,
+            FetchError::HttpStatus(_) => Code::SourceHttpStatus,
+            FetchError::NotAnImage(_) => Code::NotAnImage,
         }
     }
 

@@ -1,0 +1,206 @@
+//! The one submission path. Every job is built here, whatever it came from (an upload, a URL,
+//! the synchronous endpoint, a replay): here it is checked against the queue limit, answered
+//! from an equal finished job when there is one (dedup), and owned by the submitting key.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{Finished, Jobs, JobsError};
+use crate::digest::sha256_hex;
+use crate::store::{Job, JobOptions, NewJob, NewSource, StoreError};
+
+/// Where a submission's image comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Bytes sent with the request (their format already sniffed).
+    Upload(Bytes),
+    /// A URL the worker fetches (scheme checked; the SSRF guard runs at fetch time).
+    Url(String),
+    /// The source and options of an earlier job of the same owner.
+    Replay(Uuid),
+}
+
+/// A job to submit.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The API key's fingerprint, or `None` when keys are not in use.
+    pub owner: Option<String>,
+    pub source: Source,
+    /// Ignored for a replay, which keeps the original's.
+    pub options: JobOptions,
+    /// For a replay, `None` keeps the original's.
+    pub callback_url: Option<String>,
+    /// Run on this component rather than the active one (replays).
+    pub component: Option<String>,
+    /// The caller will wait for the result (the synchronous endpoint).
+    pub wait: bool,
+}
+
+/// An accepted submission.
+#[derive(Debug)]
+pub struct Submitted {
+    pub job: Job,
+    /// With `wait`: where the finished job arrives if this host runs it.
+    waiter: Option<oneshot::Receiver<Finished>>,
+}
+
+/// Identifies equal work: the same source, the same options, the same component.
+pub fn dedup_key(source_hash: &str, options: &JobOptions, component: &str) -> String {
+    let options = serde_json::to_string(options).expect("options serialize");
+    sha256_hex(format!("{source_hash}|{options}|{component}").as_bytes())
+}
+
+impl Jobs {
+    /// Builds, checks and queues a job (or answers it from an equal finished one).
+    pub async fn submit(&self, sub: Submission) -> Result<Submitted, JobsError> {
+        if self.shutdown.is_cancelled() {
+            return Err(JobsError::ShuttingDown);
+        }
+        let Submission {
+            owner,
+            source,
+            mut options,
+            mut callback_url,
+            component,
+            wait,
+        } = sub;
+        if let Some(digest) = &component {
+            self.components.record(digest).await?;
+        }
+        let source = match source {
+            Source::Upload(bytes) => {
+                let hashed = bytes.clone();
+                let hash = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
+                    .await
+                    .expect("hashing does not panic");
+                NewSource::Upload { hash, bytes }
+            }
+            Source::Url(url) => NewSource::Url(url),
+            Source::Replay(of) => {
+                let original = self
+                    .store
+                    .get(of, owner.as_deref())
+                    .await?
+                    .ok_or(JobsError::NotFound(of))?;
+                options = original.options;
+                callback_url = callback_url.or(original.callback_url);
+                match (original.source_hash, original.source_url) {
+                    (Some(hash), _) => NewSource::Stored {
+                        hash,
+                        size: original.source_bytes,
+                    },
+                    (None, Some(url)) => NewSource::Url(url),
+                    (None, None) => return Err(JobsError::NotFound(of)),
+                }
+            }
+        };
+        let id = Uuid::new_v4();
+        // What a URL serves can change, so URL jobs are always fetched, never deduplicated.
+        if let NewSource::Upload { hash, .. } | NewSource::Stored { hash, .. } = &source {
+            let digest = match &component {
+                Some(d) => d.clone(),
+                None => self.components.active().digest().to_string(),
+            };
+            let key = dedup_key(hash, &options, &digest);
+            if let Some(job) = self
+                .store
+                .insert_copy(id, owner.as_deref(), &key, callback_url.as_deref())
+                .await?
+            {
+                tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from the dedup cache");
+                let _ = self.finished.send(job.id);
+                return Ok(Submitted { job, waiter: None });
+            }
+        }
+        let queued = self.store.count_queued().await?;
+        if queued >= self.config.max_queue {
+            return Err(JobsError::QueueFull(queued));
+        }
+        if let NewSource::Upload { bytes, .. } = &source {
+            self.handoff.offer_source(id, bytes);
+        }
+        let waiter = wait.then(|| self.handoff.wait_for(id));
+        let new = NewJob {
+            id,
+            owner,
+            options,
+            source,
+            requested_component: component,
+            callback_url,
+        };
+        let job = match self.store.insert(new).await {
+            Ok(job) => job,
+            Err(e) => {
+                self.handoff.take_source(id);
+                self.handoff.forget(id);
+                return Err(match e {
+                    StoreError::BlobMissing(_) => JobsError::NotFound(id),
+                    e => e.into(),
+                });
+            }
+        };
+        tracing::info!(job_id = %job.id, bytes = job.source_bytes, "job queued");
+        self.wake.notify_one();
+        Ok(Submitted { job, waiter })
+    }
+
+    /// Waits up to `timeout` for a submitted job to finish: handed over in memory when this
+    /// host runs it, read from the store when another host does. `Ok(None)` when time ran out.
+    pub async fn wait_result(
+        &self,
+        submitted: Submitted,
+        owner: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Option<Finished>, JobsError> {
+        let Submitted { job, waiter } = submitted;
+        let id = job.id;
+        if job.status.is_finished() {
+            return self.finished_from_store(job).await.map(Some);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut finished = self.finished.subscribe();
+        // The worker's hand-over; if it cannot come (another host runs the job), the store.
+        let handed = async move {
+            match waiter {
+                Some(rx) => match rx.await {
+                    Ok(done) => done,
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(handed);
+        let outcome = loop {
+            // Another host may finish it without telling us: look at least every second.
+            let recheck = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                biased;
+                done = &mut handed => break Ok(Some(done)),
+                msg = finished.recv() => if matches!(msg, Ok(done) if done != id) { continue },
+                _ = tokio::time::sleep_until(recheck) => {}
+                _ = self.shutdown.cancelled() => break Ok(None),
+            }
+            let job = self.store.get(id, owner).await?.ok_or(JobsError::NotFound(id))?;
+            if job.status.is_finished() {
+                break self.finished_from_store(job).await.map(Some);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Ok(None);
+            }
+        };
+        self.handoff.forget(id);
+        outcome
+    }
+
+    /// A finished job with its thumbnail read from the store.
+    async fn finished_from_store(&self, job: Job) -> Result<Finished, JobsError> {
+        let result = match &job.result_hash {
+            Some(hash) => Some(self.store.blob(hash).await?.ok_or(JobsError::NotFound(job.id))?),
+            None => None,
+        };
+        Ok(Finished { job, result })
+    }
+}

@@ -1,0 +1,160 @@
+//! The job as clients see it: the JSON of the API's answers and of webhook bodies, so both
+//! say the same thing.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::codes::Code;
+use crate::store::{Job, JobOptions, JobStatus};
+
+/// A job as clients see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: Uuid,
+    pub status: JobStatus,
+    /// RFC 3339 times.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempts: u32,
+    pub options: JobOptions,
+    pub source: SourceView,
+    pub result: Option<ResultView>,
+    /// sha256 of the resizer component that made (or failed) it.
+    pub component_digest: Option<String>,
+    /// The component it was asked to run on (a replay); `null` means the active one.
+    pub requested_component: Option<String>,
+    pub error: Option<ErrorView>,
+    /// The callback URL and the state of its delivery.
+    pub webhook: Option<WebhookView>,
+    /// Set when the result was reused from an earlier job with the same source and options.
+    pub deduplicated_from: Option<Uuid>,
+    pub links: Links,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceView {
+    pub bytes: u64,
+    pub sha256: String,
+    /// For URL jobs: where the source is fetched from.
+    pub url: Option<String>,
+    /// Known once the worker has read it.
+    pub format: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ResultView {
+    pub format: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorView {
+    /// Stable machine-readable code, e.g. `unsupported_format`, `malformed_image`,
+    /// `image_too_large`, `deadline_exceeded`, `too_many_attempts`.
+    #[schema(value_type = String, example = "malformed_image")]
+    pub code: Code,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    pub url: String,
+    /// `waiting` (job not finished), `pending`, `delivered` or `failed` (gave up).
+    pub status: String,
+    /// The `webhook-id` of the delivery.
+    pub id: Option<String>,
+    pub attempts: u32,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub thumbnail: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> Self {
+        let result = match (j.status, j.result_bytes, j.result_width, j.result_height) {
+            (JobStatus::Succeeded, Some(bytes), Some(width), Some(height)) => Some(ResultView {
+                format: j.options.format.name().into(),
+                content_type: j.options.format.mime_type().into(),
+                width,
+                height,
+                bytes,
+            }),
+            _ => None,
+        };
+        // A retry keeps the last failure for the record, but it is only the job's error once
+        // the job has failed.
+        let error = match (j.status, j.error_code, j.error_message) {
+            (JobStatus::Failed, Some(code), Some(message)) => Some(ErrorView { code, message }),
+            _ => None,
+        };
+        JobView {
+            links: Links {
+                this: format!("/v1/jobs/{}", j.id),
+                thumbnail: format!("/v1/jobs/{}/thumbnail", j.id),
+            },
+            id: j.id,
+            status: j.status,
+            created_at: rfc3339(j.created_at),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            attempts: j.attempts,
+            options: j.options,
+            source: SourceView {
+                bytes: j.source_bytes,
+                sha256: j.source_hash.unwrap_or_default(),
+                url: j.source_url,
+                format: j.source_format,
+                width: j.source_width,
+                height: j.source_height,
+            },
+            result,
+            component_digest: j.component_digest,
+            requested_component: j.requested_component,
+            webhook: j.callback_url.map(|url| match j.delivery {
+                Some(d) => WebhookView {
+                    url,
+                    status: d.status,
+                    id: Some(d.id),
+                    attempts: d.attempts,
+                    delivered_at: d.delivered_at_ms.map(rfc3339),
+                    last_error: d.last_error,
+                },
+                None => WebhookView {
+                    url,
+                    status: "waiting".into(),
+                    id: None,
+                    attempts: 0,
+                    delivered_at: None,
+                    last_error: None,
+                },
+            }),
+            error,
+            deduplicated_from: j.deduplicated_from,
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    pub next_cursor: Option<String>,
+}
