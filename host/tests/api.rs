@@ -201,7 +201,17 @@ async fn list_paginates_newest_first_and_delete_removes() {
     for w in 10..15 {
         let job = accepted(submit_raw(&c, &s, &format!("/v1/jobs?width={w}"), small_png()).await).await;
         ids.push(job["id"].as_str().unwrap().to_string());
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The next job gets a later creation time (milliseconds): wait for the clock to tick.
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        let created = now();
+        while now() == created {
+            tokio::task::yield_now().await;
+        }
     }
     for id in &ids {
         wait_done(&c, &s.url, id, None).await;
@@ -814,8 +824,16 @@ async fn a_graceful_restart_loses_and_repeats_nothing() {
         .await;
         ids.push(job["id"].as_str().unwrap().to_string());
     }
-    // Stop with jobs running and queued.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Stop with jobs running and queued: once the worker has started one (polled).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: Value = get_json(&c, s.at("/v1/jobs?status=running")).await;
+        if !running["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job ever ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     s.stop().await;
     let s = TestServer::start(dir.path(), &["--workers", "2"]).await;
     for (w, id) in ids.iter().enumerate() {

@@ -140,18 +140,25 @@ async fn a_job_whose_host_keeps_dying_is_given_up() {
     let api_only = TestServer::start(dir.path(), &["--workers", "0", "--max-attempts", "2"]).await;
     let c = client();
     let id = post_image(&c, &api_only.at("/v1/jobs"), "image/png", small_png()).await;
-    // Two claims that never complete, as two hosts dying mid-job would leave them.
+    // Two claims that never complete, as two hosts dying mid-job would leave them; the second
+    // comes once the first one's 1 ms lease has run out (polled, with a deadline).
     for _ in 0..2 {
-        let claimed = api_only
-            .state
-            .jobs
-            .store
-            .claim(Duration::from_millis(1))
-            .await
-            .unwrap()
-            .expect("the job");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let claimed = loop {
+            if let Some(claimed) = api_only
+                .state
+                .jobs
+                .store
+                .claim(Duration::from_millis(1))
+                .await
+                .unwrap()
+            {
+                break claimed;
+            }
+            assert!(Instant::now() < deadline, "the job was never claimable");
+            tokio::task::yield_now().await;
+        };
         assert_eq!(claimed.job.id.to_string(), id);
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     api_only.stop().await;
     let s = TestServer::start(dir.path(), &["--max-attempts", "2"]).await;

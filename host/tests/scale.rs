@@ -107,7 +107,9 @@ async fn a_job_submitted_on_one_host_is_polled_and_downloaded_on_another() {
     // A takes requests only; B does the work.
     let (mut a, url_a) = spawn_host(&dir.path().join("a"), &["--workers", "0"]);
     let (mut b, url_b) = spawn_host(&dir.path().join("b"), &["--workers", "1"]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for url in [&url_a, &url_b] {
+        wait_ready(&c, url).await;
+    }
     let mut latencies = Vec::new();
     for w in 0..10 {
         let id = submit(&c, &url_a, png_of_width(30 + w)).await;
@@ -139,15 +141,7 @@ async fn two_hosts_starting_together_on_an_empty_database_migrate_once() {
     let (mut a, url_a) = spawn_host(&dir.path().join("a"), &[]);
     let (mut b, url_b) = spawn_host(&dir.path().join("b"), &[]);
     for url in [&url_a, &url_b] {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let resp = c.get(format!("{url}/readyz")).send().await.unwrap();
-            if resp.status() == 200 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{url} never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_ready(&c, url).await;
     }
     let db = database_args().pop().expect("a PostgreSQL test");
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db)

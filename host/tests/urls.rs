@@ -278,7 +278,18 @@ async fn each_finished_job_is_delivered_once_and_signed() {
         wait_done(&c, &s.url, job["id"].as_str().unwrap(), None).await;
     }
     wait_deliveries(&origin, 2, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Once both jobs record their delivery as done, no further attempt can come.
+    for job in [&ok, &failed] {
+        let started = Instant::now();
+        loop {
+            let job: Value = get_json(&c, s.at(&format!("/v1/jobs/{}", job["id"].as_str().unwrap()))).await;
+            if job["webhook"]["status"] == "delivered" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let deliveries = origin.state.deliveries.lock().unwrap().clone();
     assert_eq!(deliveries.len(), 2, "exactly one delivery per job");
     let mut seen = Vec::new();

@@ -283,3 +283,17 @@ pub fn spawn_host(data_dir: &std::path::Path, extra: &[&str]) -> (Host, String) 
         .expect("the host logs its address");
     (host, format!("http://{addr}"))
 }
+
+/// Waits (polling, with a deadline) until the host at `url` answers `/readyz` with 200.
+pub async fn wait_ready(c: &reqwest::Client, url: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(resp) = c.get(format!("{url}/readyz")).send().await
+            && resp.status() == 200
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{url} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
