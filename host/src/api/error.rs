@@ -60,9 +60,9 @@ pub enum ApiError {
     /// 415: not an image, or not a format we decode, or a content type we do not take.
     #[error("{0}")]
     Unsupported(String),
-    /// 422: a URL field (`url`, `callback_url`) is malformed or not http(s).
-    #[error("{field}: {detail}")]
-    InvalidUrl { field: &'static str, detail: String },
+    /// 422: a URL field is malformed or not http(s).
+    #[error("{}: {detail}", field.name())]
+    InvalidUrl { field: UrlField, detail: String },
     /// 422: options out of range.
     #[error("{0}")]
     InvalidOptions(String),
@@ -84,6 +84,24 @@ pub enum ApiError {
 }
 
 /// An RFC 9457 problem: how every error is answered, as `application/problem+json`.
+/// The URL fields a submission may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlField {
+    /// `url`: where the image is fetched from.
+    Source,
+    /// `callback_url`: where the finished job is POSTed.
+    Callback,
+}
+
+impl UrlField {
+    pub fn name(self) -> &'static str {
+        match self {
+            UrlField::Source => "url",
+            UrlField::Callback => "callback_url",
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem<'a> {
     /// `https://edgethumb.dev/problems/{code}`.
@@ -142,8 +160,14 @@ impl ApiError {
             ApiError::TooLarge(_) => Code::PayloadTooLarge,
             ApiError::Unsupported(_) => Code::UnsupportedFormat,
             ApiError::InvalidOptions(_) => Code::InvalidOptions,
-            ApiError::InvalidUrl { field: "url", .. } => Code::SourceRefused,
-            ApiError::InvalidUrl { .. } => Code::InvalidCallbackUrl,
+            ApiError::InvalidUrl {
+                field: UrlField::Source,
+                ..
+            } => Code::SourceRefused,
+            ApiError::InvalidUrl {
+                field: UrlField::Callback,
+                ..
+            } => Code::InvalidCallbackUrl,
             ApiError::JobFailed { code, .. } => *code,
             ApiError::QueueFull(_) => Code::QueueFull,
             ApiError::ShuttingDown => Code::ShuttingDown,

@@ -29,16 +29,16 @@ async fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the failing check")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match state.jobs.store.ping().await {
-        Ok(()) => "ok".to_string(),
+    let database_ok = match state.jobs.store.ping().await {
+        Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database check failed");
-            "unreachable".to_string()
+            false
         }
     };
     let workers = state.jobs.workers_alive.load(Ordering::SeqCst);
     let failed_tasks = state.tasks.failures();
-    let ready = database == "ok"
+    let ready = database_ok
         && workers == state.config.workers
         && failed_tasks.is_empty()
         && !state.shutdown.is_cancelled();
@@ -51,7 +51,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         status,
         Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
-            "database": database,
+            "database": if database_ok { "ok" } else { "unreachable" },
             "component": state.components.active().digest(),
             "workers": workers,
             "failed_tasks": failed_tasks,

@@ -11,7 +11,7 @@ use resizer_core::{MAX_OUTPUT_SIDE, OutputFormat};
 use serde::Deserialize;
 
 use super::Owner;
-use super::error::ApiError;
+use super::error::{ApiError, UrlField};
 use crate::jobs::Source;
 use crate::store::JobOptions;
 
@@ -207,7 +207,7 @@ impl Submission {
 }
 
 /// Checks a URL field's syntax and scheme; addresses are checked when it is used.
-pub fn check_url_field(field: &'static str, url: &str) -> Result<String, ApiError> {
+pub fn check_url_field(field: UrlField, url: &str) -> Result<String, ApiError> {
     crate::outbound::check_url(url)
         .map(|u| u.to_string())
         .map_err(|e| ApiError::InvalidUrl {
@@ -324,7 +324,7 @@ pub async fn read_submission(
     };
     let options = params.over(query).resolve()?;
     let callback_url = callback
-        .map(|u| check_url_field("callback_url", &u))
+        .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;
     let source = match source {
         Source::Upload(image) => {
@@ -334,7 +334,7 @@ pub async fn read_submission(
             resizer_core::header::sniff(&image).map_err(|e| ApiError::Unsupported(e.to_string()))?;
             Source::Upload(image)
         }
-        Source::Url(url) => Source::Url(check_url_field("url", &url)?),
+        Source::Url(url) => Source::Url(check_url_field(UrlField::Source, &url)?),
         replay @ Source::Replay(_) => replay,
     };
     Ok(Submission {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::Owner;
-use super::error::ApiError;
+use super::error::{ApiError, UrlField};
 use super::input::{OptionParams, Submission, check_url_field, read_submission};
 use crate::codes::Code;
 use crate::jobs::view::{JobList, JobView};
@@ -284,12 +284,12 @@ async fn thumbnail_from_url(
     let options = query.resolve()?;
     let result = async {
         let sub = Submission {
-            source: Source::Url(check_url_field("url", &url)?),
+            source: Source::Url(check_url_field(UrlField::Source, &url)?),
             options: options.clone(),
             callback_url: query
                 .callback_url
                 .as_deref()
-                .map(|u| check_url_field("callback_url", u))
+                .map(|u| check_url_field(UrlField::Callback, u))
                 .transpose()?,
         };
         run_and_wait(&state, &owner, sub, &headers).await

@@ -15,7 +15,6 @@
 //! reference; deletes move the file aside inside their transaction, which SQLite serialises
 //! with the lease.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,10 +65,7 @@ fn write_file(dir: &Path, hash: &str, bytes: &[u8]) -> std::io::Result<()> {
         return Ok(());
     }
     let tmp = dir.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_data()?;
-    drop(file);
+    super::direct::write_synced(&tmp, bytes)?;
     std::fs::create_dir_all(path.parent().expect("blob paths have a parent"))?;
     std::fs::rename(&tmp, &path)
 }

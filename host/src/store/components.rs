@@ -64,7 +64,7 @@ impl ComponentStore for Store {
         .bind(r.uploaded_at)
         .bind(&r.origin)
         .bind(wasm)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -99,7 +99,7 @@ impl ComponentStore for Store {
         sqlx::query("INSERT INTO activations (digest, activated_at) VALUES ($1, $2)")
             .bind(digest)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         self.notify(CHANNEL_COMPONENTS, digest).await;
         Ok(())

@@ -112,7 +112,7 @@ impl Store {
             )
             .bind(error.as_str()),
         };
-        query.bind(id).execute(&self.pool).await?;
+        query.bind(id).execute(&self.writer).await?;
         Ok(())
     }
 }

@@ -158,15 +158,24 @@ impl Store {
         dedup_key: &str,
         callback_url: Option<&str>,
     ) -> Result<Option<Job>, StoreError> {
+        const FIND: &str = "SELECT id, source_hash, result_etag FROM jobs
+             WHERE dedup_key = $1 AND owner = $2 AND status = 'succeeded' LIMIT 1";
+        // Most submissions miss: look without taking SQLite's write lock, and only on a hit
+        // look again inside the writing transaction (the original may be deleted meanwhile).
+        let seen = sqlx::query(FIND)
+            .bind(dedup_key)
+            .bind(owner_key(owner))
+            .fetch_optional(&self.pool)
+            .await?;
+        if seen.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.write_tx().await?;
-        let hit = sqlx::query(
-            "SELECT id, source_hash, result_etag FROM jobs
-             WHERE dedup_key = $1 AND owner = $2 AND status = 'succeeded' LIMIT 1",
-        )
-        .bind(dedup_key)
-        .bind(owner_key(owner))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let hit = sqlx::query(FIND)
+            .bind(dedup_key)
+            .bind(owner_key(owner))
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(hit) = hit else { return Ok(None) };
         let from: String = hit.try_get("id")?;
         for column in ["source_hash", "result_etag"] {
@@ -300,7 +309,7 @@ impl Store {
         self.release_job_refs(&mut tx, &[row]).await?;
         tx.commit().await?;
         self.collect_garbage().await?;
-        Ok(if status == "queued" {
+        Ok(if JobStatus::parse(&status) == Some(JobStatus::Queued) {
             Deleted::Cancelled
         } else {
             Deleted::Removed
@@ -417,7 +426,7 @@ impl Store {
         .bind(now_ms() + ms(lease))
         .bind(id.to_string())
         .bind(token.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -20,6 +20,7 @@
 pub mod blobs;
 mod components;
 mod deliveries;
+mod direct;
 mod jobs;
 mod notify;
 mod types;
@@ -60,7 +61,12 @@ pub enum StoreError {
 
 /// The database and the blob files beside it.
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has one writer at a time, and a second
+    /// connection that asks for the lock waits in SQLite's busy handler, which sleeps in steps
+    /// of up to 100 ms; waiting here instead wakes the next writer the moment the lock is free.
+    writer: AnyPool,
     kind: Kind,
     blobs: blobs::Placement,
     /// PostgreSQL: tell other hosts through NOTIFY (off only to measure polling alone).
@@ -79,29 +85,32 @@ impl Store {
             .create_if_missing(true)
             .to_url_lossy();
         let options = AnyConnectOptions::from_url(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints,
-                    // which keeps every commit through a process crash (kill -9).
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
-                        "PRAGMA foreign_keys = ON",
-                        "PRAGMA busy_timeout = 10000",
-                    ] {
-                        conn.execute(pragma).await?;
-                    }
-                    Ok(())
+        let connect = |max| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints,
+                        // which keeps every commit through a process crash (kill -9).
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
+        };
+        let pool = connect(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let writer = connect(1).connect_with(options).await?;
         let dir = path.parent().unwrap_or(Path::new(".")).join("blobs");
         let store = Store {
             pool,
+            writer,
             kind: Kind::Sqlite,
             blobs: blobs::Placement::files(dir)?,
             notify: false,
@@ -122,6 +131,7 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let store = Store {
+            writer: pool.clone(),
             pool,
             kind: Kind::Postgres,
             blobs: blobs::Placement::Inline,
@@ -141,8 +151,8 @@ impl Store {
     /// (SQLITE_BUSY, no busy wait) when another writer got in between.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.kind {
-            Kind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Kind::Postgres => self.pool.begin().await?,
+            Kind::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Kind::Postgres => self.writer.begin().await?,
         })
     }
 
