@@ -9,26 +9,29 @@ use common::server::*;
 use common::*;
 use serde_json::Value;
 
+/// Submits a corpus photo as a raw body at `width`; the job's id, after a 202.
+async fn submit_photo(c: &reqwest::Client, url: &str, width: u32, name: &str) -> String {
+    let resp = c
+        .post(format!("{url}/v1/jobs?width={width}"))
+        .header("content-type", "application/octet-stream")
+        .body(photo(name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn jobs_of_a_killed_host_are_finished_by_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let c = client();
     let (mut host, url) = spawn_host(dir.path(), &["--workers", "1", "--lease", "2s"]);
     let mut ids = Vec::new();
     for w in 0..8 {
-        let resp = c
-            .post(format!("{url}/v1/jobs?width={}", 30 + w))
-            .header("content-type", "image/jpeg")
-            .body(photo("coffee-12mp.jpg"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
-        ids.push(
-            resp.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.push(submit_photo(&c, &url, 30 + w, "coffee-12mp.jpg").await);
     }
     // Kill -9 while a job is running.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -87,20 +90,7 @@ async fn accepted_jobs_survive_a_kill_right_after_the_answer() {
         .iter()
         .enumerate()
     {
-        let resp = c
-            .post(format!("{url}/v1/jobs?width={}", 40 + n))
-            .header("content-type", "application/octet-stream")
-            .body(photo(name))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
-        ids.push(
-            resp.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.push(submit_photo(&c, &url, 40 + n as u32, name).await);
     }
     host.kill();
     let (mut host, url) = spawn_host(dir.path(), &["--workers", "2"]);

@@ -277,6 +277,71 @@ async fn sweeping_expired_jobs_frees_their_blobs() {
     assert_eq!(store.count_queued().await.unwrap(), 1);
 }
 
+/// A database from before content-addressed blobs keeps every source and result: they move
+/// from the old per-job `job_data` rows into the blob store when the store opens.
+async fn blobs_of_an_older_database_are_adopted_on_open() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edgethumb.sqlite");
+    drop(Store::open_sqlite(&path).await.unwrap());
+    let source = noise(100_000, 5);
+    let result = noise(2_000, 6);
+    let (source_hash, result_hash) = (sha256_hex(&source), sha256_hex(&result));
+    let id = Uuid::new_v4();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (id, owner, status, created_at, finished_at, attempts, options, source_hash,
+            source_bytes, result_bytes, result_width, result_height, result_etag)
+         VALUES ($1, '', 'succeeded', 1, 2, 1, $2, $3, $4, $5, 100, 67, $6)",
+    )
+    .bind(id.to_string())
+    .bind(serde_json::to_string(&JobOptions::default()).unwrap())
+    .bind(&source_hash)
+    .bind(source.len() as i64)
+    .bind(result.len() as i64)
+    .bind(&result_hash)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO job_data (job_id, source, result) VALUES ($1, $2, $3)")
+        .bind(id.to_string())
+        .bind(&source[..])
+        .bind(&result[..])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(
+        store.blob(&source_hash).await.unwrap().as_deref(),
+        Some(&source[..])
+    );
+    assert_eq!(
+        store.blob(&result_hash).await.unwrap().as_deref(),
+        Some(&result[..])
+    );
+    assert_eq!(
+        store
+            .blob_info(&source_hash)
+            .await
+            .unwrap()
+            .map(|i| (i.refs, i.in_file)),
+        Some((1, true))
+    );
+    assert_eq!(store.delete(id, None).await.unwrap(), Deleted::Removed);
+    assert_eq!(store.blob_info(&source_hash).await.unwrap(), None);
+    assert_eq!(store.blob_info(&result_hash).await.unwrap(), None);
+}
+
+on_backend!(
+    sqlite_only,
+    Sqlite,
+    blobs_of_an_older_database_are_adopted_on_open
+);
+
 both_backends!(
     a_source_is_stored_once_and_deleted_with_its_last_job,
     claims_leases_and_completion_are_guarded,
