@@ -83,7 +83,6 @@ pub enum ApiError {
     Timeout { seconds: u64, location: String },
 }
 
-/// An RFC 9457 problem: how every error is answered, as `application/problem+json`.
 /// The URL fields a submission may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UrlField {
@@ -102,6 +101,7 @@ impl UrlField {
     }
 }
 
+/// An RFC 9457 problem: how every error is answered, as `application/problem+json`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem<'a> {
     /// `https://edgethumb.dev/problems/{code}`.

@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use crate::jobs::Source;
 use crate::store::JobOptions;
 
 /// Options as text, from the query string or form fields; all optional.
@@ -183,10 +182,18 @@ pub enum Format {
     Webp,
 }
 
+/// Where a request's image comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// Bytes sent with the request.
+    Upload(Bytes),
+    /// A URL the worker fetches.
+    Url(String),
+}
+
 /// A parsed submission.
 #[derive(Debug)]
 pub struct Submission {
-    /// An upload or a URL.
     pub source: Source,
     pub options: JobOptions,
     pub callback_url: Option<String>,
@@ -197,7 +204,10 @@ impl Submission {
     pub fn into_job(self, owner: &Owner, wait: bool) -> crate::jobs::Submission {
         crate::jobs::Submission {
             owner: owner.0.clone(),
-            source: self.source,
+            source: match self.source {
+                Source::Upload(bytes) => crate::jobs::Source::Upload(bytes),
+                Source::Url(url) => crate::jobs::Source::Url(url),
+            },
             options: self.options,
             callback_url: self.callback_url,
             component: None,
@@ -225,18 +235,15 @@ fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
 
 /// Reads the body up to `limit` bytes, answering 413 beyond it.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large =
-                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            Err(if too_large {
-                ApiError::TooLarge(limit)
-            } else {
-                ApiError::BadRequest(format!("reading the request body failed: {e}"))
-            })
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!("reading the request body failed: {e}"))
         }
-    }
+    })
 }
 
 fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
@@ -335,7 +342,6 @@ pub async fn read_submission(
             Source::Upload(image)
         }
         Source::Url(url) => Source::Url(check_url_field(UrlField::Source, &url)?),
-        replay @ Source::Replay(_) => replay,
     };
     Ok(Submission {
         source,

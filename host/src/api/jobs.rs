@@ -16,10 +16,10 @@ use uuid::Uuid;
 use super::AppState;
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use super::input::{OptionParams, Submission, check_url_field, read_submission};
+use super::input::{OptionParams, Source, Submission, check_url_field, read_submission};
 use crate::codes::Code;
+use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
-use crate::jobs::{Finished, Source};
 use crate::store::{Deleted, Job, JobOptions, JobStatus, decode_cursor};
 
 /// Longest `?wait=` a poll may ask for.
@@ -348,6 +348,7 @@ async fn run_and_wait(
 /// in `X-Edgethumb-Error` and the response is not cached. Encoded on a blocking thread: a
 /// large box is real work.
 async fn placeholder_response(options: JobOptions, code: Code) -> Response {
+    let mime = options.format.mime_type();
     let encoded = tokio::task::spawn_blocking(move || {
         let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
             options.width,
@@ -360,11 +361,10 @@ async fn placeholder_response(options: JobOptions, code: Code) -> Response {
             resizer_core::OutputFormat::Webp => image::ImageFormat::WebP,
         };
         let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, format)
-            .map(|()| (out.into_inner(), options.format))
+        img.write_to(&mut out, format).map(|()| out.into_inner())
     })
     .await;
-    let (data, format) = match encoded {
+    let data = match encoded {
         Ok(Ok(done)) => done,
         failed => {
             tracing::error!(?failed, "encoding a placeholder failed");
@@ -377,7 +377,7 @@ async fn placeholder_response(options: JobOptions, code: Code) -> Response {
     };
     let mut response = data.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime_type()));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-edgethumb-error", HeaderValue::from_static(code.as_str()));
     response
@@ -417,7 +417,7 @@ async fn replay(
         .jobs
         .submit(crate::jobs::Submission {
             owner: owner.0.clone(),
-            source: Source::Replay(id),
+            source: crate::jobs::Source::Replay(id),
             options: JobOptions::default(),
             callback_url: None,
             component: request.component,

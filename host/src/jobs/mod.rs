@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -99,6 +100,14 @@ impl Jobs {
             components: self.components_changed.clone(),
         }
     }
+}
+
+/// sha256 of a source, on a blocking thread: a photo's worth takes milliseconds.
+async fn hash(bytes: &Bytes) -> String {
+    let bytes = bytes.clone();
+    tokio::task::spawn_blocking(move || crate::digest::sha256_hex(&bytes))
+        .await
+        .expect("hashing does not panic")
 }
 
 impl Jobs {

@@ -72,10 +72,7 @@ impl Jobs {
         }
         let source = match source {
             Source::Upload(bytes) => {
-                let hashed = bytes.clone();
-                let hash = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
-                    .await
-                    .expect("hashing does not panic");
+                let hash = super::hash(&bytes).await;
                 NewSource::Upload { hash, bytes }
             }
             Source::Url(url) => NewSource::Url(url),
@@ -160,8 +157,6 @@ impl Jobs {
         if job.status.is_finished() {
             return self.finished_from_store(job).await.map(Some);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut finished = self.finished.subscribe();
         // The worker's hand-over; if it cannot come (another host runs the job), the store.
         let handed = async move {
             match waiter {
@@ -172,24 +167,14 @@ impl Jobs {
                 None => std::future::pending().await,
             }
         };
-        tokio::pin!(handed);
-        let outcome = loop {
-            // Another host may finish it without telling us: look at least every second.
-            let recheck = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
-            tokio::select! {
-                biased;
-                done = &mut handed => break Ok(Some(done)),
-                msg = finished.recv() => if matches!(msg, Ok(done) if done != id) { continue },
-                _ = tokio::time::sleep_until(recheck) => {}
-                _ = self.shutdown.cancelled() => break Ok(None),
-            }
-            let job = self.store.get(id, owner).await?.ok_or(JobsError::NotFound(id))?;
-            if job.status.is_finished() {
-                break self.finished_from_store(job).await.map(Some);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break Ok(None);
-            }
+        let outcome = tokio::select! {
+            biased;
+            done = handed => Ok(Some(done)),
+            polled = self.poll(id, owner, timeout) => match polled {
+                Ok(job) if job.status.is_finished() => self.finished_from_store(job).await.map(Some),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            },
         };
         self.handoff.forget(id);
         outcome

@@ -123,10 +123,7 @@ impl Jobs {
             Ok(bytes) => {
                 let bytes = Bytes::from(bytes);
                 tracing::info!(bytes = bytes.len(), "source fetched");
-                let hashed = bytes.clone();
-                let hash = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
-                    .await
-                    .expect("hashing does not panic");
+                let hash = super::hash(&bytes).await;
                 if let Err(e) = self.store.set_source(job.id, token, &hash, &bytes).await {
                     tracing::warn!(error = %e, "storing the fetched source failed");
                 }

@@ -25,6 +25,8 @@ use super::{Store, StoreError, ms, now_ms};
 
 /// Blobs up to this size stay in the database row even on SQLite.
 pub const INLINE_MAX: u64 = 64 << 10;
+/// How many times a blob is staged again after losing a race with a delete.
+const STAGE_ATTEMPTS: usize = 3;
 /// How long a staged file is protected before its reference must have committed.
 const LEASE: Duration = Duration::from_secs(600);
 
@@ -137,6 +139,26 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Ok(true)
+    }
+
+    /// A write transaction that already holds a reference to blob `hash`, storing `bytes`
+    /// first if they are not stored yet. A staged file can lose a race with the delete of its
+    /// last reference; then it is staged again, a bounded number of times.
+    pub(super) async fn tx_with_blob(
+        &self,
+        hash: &str,
+        bytes: &Bytes,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        for _ in 0..STAGE_ATTEMPTS {
+            self.stage(hash, bytes).await?;
+            let mut tx = self.write_tx().await?;
+            if self.add_ref(&mut tx, hash, Some(bytes)).await? {
+                return Ok(tx);
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "blob {hash} kept disappearing while it was stored"
+        )))
     }
 
     /// Gives back one reference to each of `hashes` inside `tx`.

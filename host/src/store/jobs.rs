@@ -26,9 +26,6 @@ macro_rules! job_columns {
     };
 }
 
-/// How many times a submission stages its source again after losing a race with a delete.
-const STAGE_ATTEMPTS: usize = 3;
-
 /// The claim: the oldest runnable job (queued and due, or running with an expired lease).
 const CLAIM_SQLITE: &str = concat!(
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = $1, lease_until = $2, lease_token = $3
@@ -111,41 +108,37 @@ impl Store {
             NewSource::Stored { hash, size } => (hash.as_str(), *size, None, None),
             NewSource::Url(url) => ("", 0, None, Some(url.as_str())),
         };
-        for _ in 0..STAGE_ATTEMPTS {
-            if let Some(bytes) = bytes {
-                self.stage(hash, bytes).await?;
-            }
-            let mut tx = self.write_tx().await?;
-            if url.is_none() && !self.add_ref(&mut tx, hash, bytes).await? {
-                if bytes.is_none() {
+        let mut tx = match (bytes, url) {
+            (Some(bytes), _) => self.tx_with_blob(hash, bytes).await?,
+            (None, Some(_)) => self.write_tx().await?,
+            (None, None) => {
+                let mut tx = self.write_tx().await?;
+                if !self.add_ref(&mut tx, hash, None).await? {
                     return Err(StoreError::BlobMissing(hash.to_string()));
                 }
-                continue;
+                tx
             }
-            let row = sqlx::query(concat!(
-                "INSERT INTO jobs (id, owner, status, created_at, attempts, options, source_hash, source_bytes,
-                    requested_component, source_url, callback_url)
-                 VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $8, $9) RETURNING ",
-                job_columns!()
-            ))
-            .bind(job.id.to_string())
-            .bind(owner_key(job.owner.as_deref()))
-            .bind(now_ms())
-            .bind(serde_json::to_string(&job.options).expect("options serialize"))
-            .bind(hash)
-            .bind(size as i64)
-            .bind(&job.requested_component)
-            .bind(url)
-            .bind(&job.callback_url)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            self.notify(CHANNEL_JOBS, "").await;
-            return job_from_row(&row);
-        }
-        Err(StoreError::Corrupt(format!(
-            "blob {hash} kept disappearing while it was stored"
-        )))
+        };
+        let row = sqlx::query(concat!(
+            "INSERT INTO jobs (id, owner, status, created_at, attempts, options, source_hash, source_bytes,
+                requested_component, source_url, callback_url)
+             VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $8, $9) RETURNING ",
+            job_columns!()
+        ))
+        .bind(job.id.to_string())
+        .bind(owner_key(job.owner.as_deref()))
+        .bind(now_ms())
+        .bind(serde_json::to_string(&job.options).expect("options serialize"))
+        .bind(hash)
+        .bind(size as i64)
+        .bind(&job.requested_component)
+        .bind(url)
+        .bind(&job.callback_url)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.notify(CHANNEL_JOBS, "").await;
+        job_from_row(&row)
     }
 
     /// Inserts an already-succeeded copy of a finished job with the same dedup key and owner,
@@ -391,31 +384,23 @@ impl Store {
         hash: &str,
         bytes: &Bytes,
     ) -> Result<bool, StoreError> {
-        for _ in 0..STAGE_ATTEMPTS {
-            self.stage(hash, bytes).await?;
-            let mut tx = self.write_tx().await?;
-            if !self.add_ref(&mut tx, hash, Some(bytes)).await? {
-                continue;
-            }
-            let done = sqlx::query(
-                "UPDATE jobs SET source_hash = $1, source_bytes = $2
-                 WHERE id = $3 AND lease_token = $4 AND status = 'running' AND source_hash = ''",
-            )
-            .bind(hash)
-            .bind(bytes.len() as i64)
-            .bind(id.to_string())
-            .bind(token.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            tx.commit().await?;
-            return Ok(true);
+        let mut tx = self.tx_with_blob(hash, bytes).await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET source_hash = $1, source_bytes = $2
+             WHERE id = $3 AND lease_token = $4 AND status = 'running' AND source_hash = ''",
+        )
+        .bind(hash)
+        .bind(bytes.len() as i64)
+        .bind(id.to_string())
+        .bind(token.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // Rolled back with its reference: the claim was lost.
+            return Ok(false);
         }
-        Err(StoreError::Corrupt(format!(
-            "blob {hash} kept disappearing while it was stored"
-        )))
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Extends a claim's lease; false if the claim was lost.
@@ -440,38 +425,26 @@ impl Store {
         token: Uuid,
         outcome: &Outcome,
     ) -> Result<Option<Job>, StoreError> {
-        for _ in 0..STAGE_ATTEMPTS {
-            if let Outcome::Succeeded(made) = outcome {
-                self.stage(&made.result_hash, &made.result).await?;
-            }
-            let mut tx = self.write_tx().await?;
-            if let Outcome::Succeeded(made) = outcome
-                && !self
-                    .add_ref(&mut tx, &made.result_hash, Some(&made.result))
-                    .await?
-            {
-                continue;
-            }
-            let row = complete_statement(id, token, outcome)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else { return Ok(None) };
-            let mut job = job_from_row(&row)?;
-            if job.status.is_finished()
-                && let Some(url) = &job.callback_url
-            {
-                job.delivery = Some(self.insert_delivery(&mut tx, id, url).await?);
-            }
-            tx.commit().await?;
-            match job.status {
-                JobStatus::Queued => self.notify(CHANNEL_JOBS, "").await,
-                _ => self.notify(CHANNEL_FINISHED, &id.to_string()).await,
-            }
-            return Ok(Some(job));
+        let mut tx = match outcome {
+            Outcome::Succeeded(made) => self.tx_with_blob(&made.result_hash, &made.result).await?,
+            _ => self.write_tx().await?,
+        };
+        let row = complete_statement(id, token, outcome)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut job = job_from_row(&row)?;
+        if job.status.is_finished()
+            && let Some(url) = &job.callback_url
+        {
+            job.delivery = Some(self.insert_delivery(&mut tx, id, url).await?);
         }
-        Err(StoreError::Corrupt(
-            "a result blob kept disappearing while it was stored".into(),
-        ))
+        tx.commit().await?;
+        match job.status {
+            JobStatus::Queued => self.notify(CHANNEL_JOBS, "").await,
+            _ => self.notify(CHANNEL_FINISHED, &id.to_string()).await,
+        }
+        Ok(Some(job))
     }
 }
 
