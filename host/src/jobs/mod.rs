@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::ServeConfig;
-use crate::outbound::FetchPolicy;
 use crate::sandbox::registry::{Registry, RegistryError};
 use crate::store::{Deleted, Job, Store, StoreError, Wakers};
 
@@ -54,8 +53,6 @@ pub struct Jobs {
     /// The components; `components.active()` runs new jobs.
     pub components: Arc<Registry>,
     pub config: Arc<ServeConfig>,
-    /// Outbound HTTP policy (image URLs, webhooks).
-    pub fetch: Arc<FetchPolicy>,
     /// Wakes an idle worker when a job is queued.
     pub wake: Arc<Notify>,
     /// Announces finished jobs to long-polls.
@@ -81,7 +78,6 @@ impl Jobs {
         Arc::new(Jobs {
             store,
             components,
-            fetch: Arc::new(config.fetch.clone()),
             config,
             wake: Arc::new(Notify::new()),
             finished,

@@ -71,7 +71,7 @@ async fn attempt(jobs: &Jobs, delivery: &Delivery) -> DeliveryOutcome {
     if let Some(key) = &jobs.config.webhook_key {
         headers.push(("webhook-signature", sign(key, &delivery.id, timestamp, &body)));
     }
-    match jobs.fetch.post(&delivery.url, &body, &headers).await {
+    match jobs.config.fetch.post(&delivery.url, &body, &headers).await {
         Ok(status) if (200..300).contains(&status) => {
             tracing::info!(status, attempt = delivery.attempts + 1, "webhook delivered");
             DeliveryOutcome::Delivered

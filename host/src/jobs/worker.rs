@@ -119,7 +119,7 @@ impl Jobs {
             };
         }
         let url = job.source_url.as_deref().unwrap_or_default();
-        match self.fetch.fetch_image(url).await {
+        match self.config.fetch.fetch_image(url).await {
             Ok(bytes) => {
                 let bytes = Bytes::from(bytes);
                 tracing::info!(bytes = bytes.len(), "source fetched");
