@@ -43,6 +43,9 @@ pub trait ComponentStore: Send + Sync + 'static {
     async fn delete_component(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
+/// The active component's digest: the newest activation.
+pub(super) const ACTIVE_DIGEST: &str = "SELECT digest FROM activations ORDER BY seq DESC LIMIT 1";
+
 fn component_from_row(row: &AnyRow) -> Result<ComponentRecord, StoreError> {
     Ok(ComponentRecord {
         digest: row.try_get("digest")?,
@@ -106,11 +109,9 @@ impl ComponentStore for Store {
     }
 
     async fn active_component(&self) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT digest FROM activations ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(ACTIVE_DIGEST)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn rollback(&self) -> Result<Option<String>, StoreError> {
@@ -149,10 +150,7 @@ impl ComponentStore for Store {
 
     async fn delete_component(&self, digest: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let active: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM activations ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let active: Option<String> = sqlx::query_scalar(ACTIVE_DIGEST).fetch_optional(&mut *tx).await?;
         if active.as_deref() == Some(digest) {
             return Ok(false);
         }

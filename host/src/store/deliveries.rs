@@ -9,6 +9,13 @@ use uuid::Uuid;
 
 use super::{Delivery, DeliveryOutcome, Store, StoreError, ms, now_ms};
 
+/// The columns of `deliveries` every statement returns, as [`delivery_from_row`] reads them.
+macro_rules! delivery_columns {
+    () => {
+        "id, job_id, url, status, attempts, created_at, next_attempt_at, delivered_at, last_error"
+    };
+}
+
 fn delivery_from_row(row: &AnyRow) -> Result<Delivery, StoreError> {
     let job_id: String = row.try_get("job_id")?;
     Ok(Delivery {
@@ -33,11 +40,11 @@ impl Store {
         url: &str,
     ) -> Result<Delivery, StoreError> {
         let now = now_ms();
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "INSERT INTO deliveries (id, job_id, url, status, attempts, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4)
-             RETURNING id, job_id, url, status, attempts, created_at, next_attempt_at, delivered_at, last_error",
-        )
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4) RETURNING ",
+            delivery_columns!()
+        ))
         .bind(format!("msg_{}", Uuid::new_v4().simple()))
         .bind(job_id.to_string())
         .bind(url)
@@ -49,10 +56,11 @@ impl Store {
 
     /// The delivery of a job, if it has finished and has a callback.
     pub(super) async fn delivery_of(&self, job_id: Uuid) -> Result<Option<Delivery>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, job_id, url, status, attempts, created_at, next_attempt_at, delivered_at, last_error
-             FROM deliveries WHERE job_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE job_id = $1"
+        ))
         .bind(job_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -80,10 +88,10 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = due else { return Ok(None) };
-        let row = sqlx::query(
-            "UPDATE deliveries SET lease_until = $1 WHERE id = $2
-             RETURNING id, job_id, url, status, attempts, created_at, next_attempt_at, delivered_at, last_error",
-        )
+        let row = sqlx::query(concat!(
+            "UPDATE deliveries SET lease_until = $1 WHERE id = $2 RETURNING ",
+            delivery_columns!()
+        ))
         .bind(now + ms(lease))
         .bind(&id)
         .fetch_one(&mut *tx)

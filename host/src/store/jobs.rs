@@ -364,10 +364,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let active_component: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM activations ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let active_component: Option<String> = sqlx::query_scalar(super::components::ACTIVE_DIGEST)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(Claimed {
             job: job_from_row(&row)?,
