@@ -49,15 +49,10 @@ impl App {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
-        let config = Arc::new(config);
         let shutdown = CancellationToken::new();
-        let jobs = Jobs::new(store, components.clone(), config.clone(), shutdown.clone());
         let state = AppState {
-            jobs,
-            components,
-            config,
             tasks: Arc::new(Supervisor::new(shutdown.clone())),
-            shutdown,
+            jobs: Jobs::new(store, components, Arc::new(config), shutdown),
         };
         Ok(App { listener, state })
     }
@@ -80,19 +75,19 @@ impl App {
     ) -> anyhow::Result<()> {
         let App { listener, state } = self;
         start_tasks(&state);
-        let token = state.shutdown.clone();
+        let token = state.jobs.shutdown.clone();
         tokio::spawn(async move {
             signal.await;
             tracing::info!("shutting down: no new requests or jobs; finishing running jobs");
             token.cancel();
         });
         let router = crate::api::router(state.clone());
-        let token = state.shutdown.clone();
+        let token = state.jobs.shutdown.clone();
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { token.cancelled().await })
             .await?;
         // Running jobs end within the sandbox deadline; give them that and a little more.
-        let grace = state.config.sandbox.deadline + Duration::from_secs(5);
+        let grace = state.jobs.config.sandbox.deadline + Duration::from_secs(5);
         if !state.tasks.drain(grace).await {
             tracing::warn!(
                 "workers did not stop in {grace:?}; their leases will return the jobs to the queue"
@@ -106,30 +101,29 @@ impl App {
 /// Starts the background tasks under the supervisor.
 fn start_tasks(state: &AppState) {
     let (jobs, tasks) = (&state.jobs, &state.tasks);
-    for n in 0..state.config.workers {
+    for n in 0..jobs.config.workers {
         tasks.spawn(format!("worker {n}"), worker::run(jobs.clone(), n));
     }
     tasks.spawn("sweeper", worker::sweeper(jobs.clone()));
     tasks.spawn("webhooks", webhooks::deliver(jobs.clone()));
     tasks.spawn(
         "component sync",
-        state.components.clone().follow(
-            state.config.component_sync,
+        jobs.components.clone().follow(
+            jobs.config.component_sync,
             jobs.components_changed.clone(),
-            state.shutdown.clone(),
+            jobs.shutdown.clone(),
         ),
     );
     if jobs.store.kind() == Kind::Postgres {
-        let (store, wakers, token) = (jobs.store.clone(), jobs.wakers(), state.shutdown.clone());
+        let (store, wakers, token) = (jobs.store.clone(), jobs.wakers(), jobs.shutdown.clone());
         tasks.spawn("notifications", async move { store.watch(wakers, token).await });
     }
-    if let Some(dir) = state.config.component_dir.clone() {
+    if let Some(dir) = jobs.config.component_dir.clone() {
         tasks.spawn(
             "component directory",
-            state
-                .components
+            jobs.components
                 .clone()
-                .watch_dir(dir, Duration::from_secs(2), state.shutdown.clone()),
+                .watch_dir(dir, Duration::from_secs(2), jobs.shutdown.clone()),
         );
     }
 }

@@ -95,7 +95,10 @@ async fn every_input_mode_gives_a_downloadable_thumbnail() {
         let done = wait_done(&c, &s.url, id, None).await;
         assert_eq!(done["status"], "succeeded", "{done}");
         assert_eq!(done["attempts"], 1);
-        assert_eq!(done["component_digest"], s.state.components.active().digest());
+        assert_eq!(
+            done["component_digest"],
+            s.state.jobs.components.active().digest()
+        );
         assert_eq!(
             (
                 done["result"]["width"].as_u64(),
@@ -464,7 +467,7 @@ async fn every_error_status_has_a_problem_body() {
     expect_problem(resp, 429, "queue_full").await;
     // 503 while shutting down. The listener closes at once, so this goes to the router
     // directly, as a request already on an open connection would.
-    s.state.shutdown.cancel();
+    s.state.jobs.shutdown.cancel();
     let router = edgethumb::api::router(s.state.clone());
     let req = axum::http::Request::post("/v1/jobs")
         .header("content-type", "image/png")
@@ -659,7 +662,7 @@ async fn health_readiness_and_docs() {
         if status == StatusCode::OK {
             assert_eq!(body["workers"], 2);
             assert_eq!(body["database"], "ok");
-            assert_eq!(body["component"], s.state.components.active().digest());
+            assert_eq!(body["component"], s.state.jobs.components.active().digest());
             break;
         }
         assert!(Instant::now() < deadline, "never ready: {body}");
@@ -686,7 +689,7 @@ async fn health_readiness_and_docs() {
             .starts_with("text/html")
     );
     assert!(docs.text().await.unwrap().contains("openapi"));
-    s.state.shutdown.cancel();
+    s.state.jobs.shutdown.cancel();
     let resp = c.get(s.at("/readyz")).send().await;
     if let Ok(resp) = resp {
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);

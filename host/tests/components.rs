@@ -422,13 +422,13 @@ async fn a_component_dropped_in_the_watched_directory_is_activated_if_valid() {
     // A broken file first, then a good one: by the time the good one is active, the watcher
     // has looked at the broken one too (it scans the whole directory), and refused it.
     std::fs::write(drop_dir.join("broken.wasm"), hostile_component(TRAP)).unwrap();
-    assert_eq!(s.state.components.active().digest(), builtin);
+    assert_eq!(s.state.jobs.components.active().digest(), builtin);
     let good = variant("edge");
     let digest = edgethumb::sandbox::sha256_hex(&good);
     std::fs::write(drop_dir.join("good.wasm.tmp"), &good).unwrap();
     std::fs::rename(drop_dir.join("good.wasm.tmp"), drop_dir.join("good.wasm")).unwrap();
     let started = Instant::now();
-    while s.state.components.active().digest() != digest {
+    while s.state.jobs.components.active().digest() != digest {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the dropped component was not activated"
@@ -437,6 +437,7 @@ async fn a_component_dropped_in_the_watched_directory_is_activated_if_valid() {
     }
     let mut known: Vec<String> = s
         .state
+        .jobs
         .components
         .list()
         .await

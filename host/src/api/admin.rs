@@ -33,7 +33,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = &state.config.admin_token else {
+        let Some(token) = &state.jobs.config.admin_token else {
             return Err(ApiError::AdminDisabled);
         };
         let presented = parts
@@ -64,7 +64,7 @@ pub struct ComponentView {
 }
 
 fn view(state: &AppState, record: ComponentRecord, canary: Option<CanaryReport>) -> ComponentView {
-    let active = state.components.active().digest() == record.digest;
+    let active = state.jobs.components.active().digest() == record.digest;
     ComponentView {
         record,
         active,
@@ -83,7 +83,7 @@ async fn upload(
     admin: Result<Admin, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let limit = state.config.max_body_bytes;
+    let limit = state.jobs.config.max_body_bytes;
     if let Err(refused) = admin {
         // A component is megabytes still in flight: read it away so the client gets the
         // 401/403 instead of a reset connection.
@@ -123,7 +123,7 @@ async fn upload(
     if wasm.is_empty() {
         return Err(ApiError::BadRequest("the request contains no component".into()));
     }
-    let (record, report, new) = state.components.upload(wasm, "upload").await?;
+    let (record, report, new) = state.jobs.components.upload(wasm, "upload").await?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     let location = format!("/v1/admin/components/{}", record.digest);
     Ok((
@@ -137,7 +137,7 @@ async fn upload(
 /// Every known component, newest first, with the active one marked.
 #[utoipa::path(get, path = "/v1/admin/components", tag = "admin", security(("admin_token" = [])), responses((status = 200, body = [ComponentView])))]
 async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<ComponentView>>, ApiError> {
-    let records = state.components.list().await?;
+    let records = state.jobs.components.list().await?;
     Ok(Json(records.into_iter().map(|r| view(&state, r, None)).collect()))
 }
 
@@ -148,7 +148,11 @@ async fn details(
     _: Admin,
     Path(digest): Path<String>,
 ) -> Result<Json<ComponentView>, ApiError> {
-    Ok(Json(view(&state, state.components.record(&digest).await?, None)))
+    Ok(Json(view(
+        &state,
+        state.jobs.components.record(&digest).await?,
+        None,
+    )))
 }
 
 /// The component itself, so operators and hosts can copy a fleet's components.
@@ -159,7 +163,7 @@ async fn wasm(
     _: Admin,
     Path(digest): Path<String>,
 ) -> Result<Response, ApiError> {
-    let bytes = state.components.wasm(&digest).await?;
+    let bytes = state.jobs.components.wasm(&digest).await?;
     let mut response = bytes.into_response();
     response
         .headers_mut()
@@ -178,7 +182,7 @@ async fn activate(
     _: Admin,
     Path(digest): Path<String>,
 ) -> Result<Json<ComponentView>, ApiError> {
-    let record = state.components.activate(&digest).await?;
+    let record = state.jobs.components.activate(&digest).await?;
     Ok(Json(view(&state, record, None)))
 }
 
@@ -186,7 +190,7 @@ async fn activate(
 #[utoipa::path(post, path = "/v1/admin/components/rollback", tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = ComponentView), (status = 409, description = "Nothing to roll back to")))]
 async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Json<ComponentView>, ApiError> {
-    let record = state.components.rollback().await?;
+    let record = state.jobs.components.rollback().await?;
     Ok(Json(view(&state, record, None)))
 }
 
@@ -198,6 +202,6 @@ async fn delete(
     _: Admin,
     Path(digest): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.components.delete(&digest).await?;
+    state.jobs.components.delete(&digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,9 +39,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let workers = state.jobs.workers_alive.load(Ordering::SeqCst);
     let failed_tasks = state.tasks.failures();
     let ready = database_ok
-        && workers == state.config.workers
+        && workers == state.jobs.config.workers
         && failed_tasks.is_empty()
-        && !state.shutdown.is_cancelled();
+        && !state.jobs.shutdown.is_cancelled();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -52,10 +52,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
             "database": if database_ok { "ok" } else { "unreachable" },
-            "component": state.components.active().digest(),
+            "component": state.jobs.components.active().digest(),
             "workers": workers,
             "failed_tasks": failed_tasks,
-            "shutting_down": state.shutdown.is_cancelled(),
+            "shutting_down": state.jobs.shutdown.is_cancelled(),
         })),
     )
 }

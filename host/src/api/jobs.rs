@@ -61,7 +61,7 @@ async fn submit(
     Query(query): Query<OptionParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = read_submission(req, query, state.config.max_body_bytes).await?;
+    let sub = read_submission(req, query, state.jobs.config.max_body_bytes).await?;
     let submitted = state.jobs.submit(sub.into_job(&owner, false)).await?;
     Ok(accepted(submitted.job))
 }
@@ -253,7 +253,7 @@ async fn submit_and_wait(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = read_submission(req, query, state.config.max_body_bytes).await?;
+    let sub = read_submission(req, query, state.jobs.config.max_body_bytes).await?;
     run_and_wait(&state, &owner, sub, &headers).await
 }
 
@@ -320,7 +320,7 @@ async fn run_and_wait(
     let id = submitted.job.id;
     let finished = state
         .jobs
-        .wait_result(submitted, owner.0.as_deref(), state.config.sync_timeout)
+        .wait_result(submitted, owner.0.as_deref(), state.jobs.config.sync_timeout)
         .await?;
     match finished {
         Some(Finished {
@@ -338,7 +338,7 @@ async fn run_and_wait(
             message: job.error_message.unwrap_or_default(),
         }),
         None => Err(ApiError::Timeout {
-            seconds: state.config.sync_timeout.as_secs(),
+            seconds: state.jobs.config.sync_timeout.as_secs(),
             location: format!("/v1/jobs/{id}"),
         }),
     }

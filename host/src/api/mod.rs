@@ -27,24 +27,16 @@ use utoipa_axum::router::OpenApiRouter;
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::config::ServeConfig;
 use crate::jobs::Jobs;
-use crate::sandbox::registry::Registry;
 use crate::supervise::Supervisor;
 use error::ApiError;
 
-/// What handlers share. Cheap to clone.
+/// What handlers share. Cheap to clone. The components, the config and the shutdown signal
+/// are the job layer's (`jobs.components`, `jobs.config`, `jobs.shutdown`).
 #[derive(Clone)]
 pub struct AppState {
-    /// Submissions, reads and the queue.
+    /// Submissions, reads, the queue, and what the job layer shares.
     pub jobs: Arc<Jobs>,
-    /// The components (the admin API; `components.active()` runs new jobs).
-    pub components: Arc<Registry>,
-    pub config: Arc<ServeConfig>,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
     /// The background tasks, for readiness.
     pub tasks: Arc<Supervisor>,
 }
@@ -70,7 +62,9 @@ pub fn router(state: AppState) -> axum::Router {
         .fallback(|req: Request| async move { ApiError::NoRoute(req.uri().path().to_string()) })
         // Multipart reads are bounded by this; other bodies by `input::read_body`. The +64 KiB
         // leaves room for form boundaries and fields around an image at the limit.
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes + (64 << 10)))
+        .layer(DefaultBodyLimit::max(
+            state.jobs.config.max_body_bytes + (64 << 10),
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -86,7 +80,7 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// Refuses new work (anything but reads) once shutdown has begun.
 async fn refuse_when_shutting_down(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if state.shutdown.is_cancelled() && req.method() != axum::http::Method::GET {
+    if state.jobs.shutdown.is_cancelled() && req.method() != axum::http::Method::GET {
         return ApiError::ShuttingDown.into_response();
     }
     next.run(req).await
@@ -105,7 +99,7 @@ impl FromRequestParts<AppState> for Owner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.config.api_keys.is_empty() {
+        if state.jobs.config.api_keys.is_empty() {
             return Ok(Owner(None));
         }
         let presented = parts
@@ -118,6 +112,7 @@ impl FromRequestParts<AppState> for Owner {
         // Compare digests, so the comparison's timing says nothing about the keys.
         let fingerprint = key_fingerprint(presented);
         if state
+            .jobs
             .config
             .api_keys
             .iter()
