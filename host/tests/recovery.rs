@@ -28,11 +28,15 @@ async fn submit_photo(c: &reqwest::Client, url: &str, width: u32, name: &str) ->
 async fn jobs_of_a_killed_host_are_finished_by_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let c = client();
-    let (mut host, url) = spawn_host(dir.path(), &["--workers", "1", "--lease", "2s"]);
+    // Queue all eight first (on a host without workers), so that the host that runs them
+    // always has jobs waiting: the one it is running when it is killed is never the last.
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "0"]);
     let mut ids = Vec::new();
     for w in 0..8 {
         ids.push(submit_photo(&c, &url, 30 + w, "coffee-12mp.jpg").await);
     }
+    host.kill();
+    let (mut host, url) = spawn_host(dir.path(), &["--workers", "1", "--lease", "2s"]);
     // Kill -9 while a job is running.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
