@@ -7,6 +7,7 @@
 //! Layout:
 //! - [`header`]: format sniffing and header-only facts (frame counts) without decoding pixels.
 //! - [`pipeline`]: decode with a pixel limit checked first, orient, resize, encode.
+//! - [`resize`]: an integer box pre-shrink where the reduction is large, then Lanczos3.
 //!
 //! Hostile input is the normal case here: every function returns [`Error`] instead of
 //! panicking, and the pixel limit is checked against the header before a pixel buffer exists.
@@ -14,6 +15,7 @@
 pub mod formats;
 pub mod header;
 pub mod pipeline;
+pub mod resize;
 
 pub use pipeline::{probe, thumbnail};
 

@@ -1,20 +1,18 @@
 //! Probe and thumbnail: decode with the pixel limit checked against the header first, resize
 //! at the source's own pixel depth, orient the small result, encode.
 //!
-//! Resizing is a Lanczos3 convolution (fast_image_resize, which has wasm32 SIMD kernels) on
-//! the stored sRGB values, with alpha premultiplied during the convolution so transparent
-//! pixels never bleed their (often black) colour into the edges. Working on gamma-encoded
-//! values is what browsers and most thumbnailers do; it keeps downscales of fine bright-on-dark
-//! detail a little darker than a linear-light resize would, and costs nothing extra.
+//! The resize itself is in [`crate::resize`]. It works on the stored sRGB values, as browsers
+//! and most thumbnailers do: that keeps downscales of fine bright-on-dark detail a little
+//! darker than a linear-light resize would, and costs nothing extra.
 
 use std::io::Cursor;
 
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use crate::formats;
 use crate::header::{frame_count, sniff};
+use crate::resize::{Source, resize};
 use crate::{Error, Fit, ImageFormat, ImageInfo, Options, OutputFormat, Thumbnail};
 
 /// Bytes of decoder bookkeeping allowed above the pixel buffer itself.
@@ -37,8 +35,11 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     opts.validate()?;
     let format = sniff(data)?;
     let (source, info) = match shrink_on_load(data, format, opts)? {
-        Some(decoded) => decoded,
-        None => decode(data, format, opts.max_pixels)?,
+        Some(loaded) => loaded,
+        None => {
+            let (image, info) = decode(data, format, opts.max_pixels)?;
+            (Source::whole(image), info)
+        }
     };
     let orientation = Orientation::from_exif(info.orientation).unwrap_or(Orientation::NoTransforms);
 
@@ -63,40 +64,9 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     })
 }
 
-/// Resizes to `w` x `h` (cropping the centre for `Cover`). A large reduction goes in two
-/// steps, as libvips does: a box filter (an average, each source pixel read about once)
-/// down to [`SHRINK_OVERSAMPLING`] times the output, then Lanczos3 for the last step. A
-/// single Lanczos3 pass would weigh 6 source pixels per unit of scale in each direction:
-/// 84 taps per output pixel and axis for a 14x reduction, against about 7 + 12 here.
-fn resize(source: DynamicImage, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, Error> {
-    let failed = |e: fast_image_resize::ResizeError| Error::Internal(format!("resize failed: {e}"));
-    let mut resizer = Resizer::new();
-    let crop = |o: ResizeOptions| match fit {
-        Fit::Cover => o.fit_into_destination(Some((0.5, 0.5))),
-        Fit::Contain | Fit::Fill => o,
-    };
-    let lanczos = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-    let factor = (source.width() as f64 / w as f64).min(source.height() as f64 / h as f64);
-    if factor > 2.0 * SHRINK_OVERSAMPLING as f64 {
-        // Same aspect as the output, so the crop (if any) happens here and only here.
-        let mut mid = DynamicImage::new(w * SHRINK_OVERSAMPLING, h * SHRINK_OVERSAMPLING, source.color());
-        let boxed = crop(ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box)));
-        resizer.resize(&source, &mut mid, &boxed).map_err(failed)?;
-        drop(source);
-        let mut small = DynamicImage::new(w, h, mid.color());
-        resizer.resize(&mid, &mut small, &lanczos).map_err(failed)?;
-        return Ok(small);
-    }
-    let mut small = DynamicImage::new(w, h, source.color());
-    resizer
-        .resize(&source, &mut small, &crop(lanczos))
-        .map_err(failed)?;
-    Ok(small)
-}
-
-/// The output is resized from at least this many times its size, so the final Lanczos pass
-/// has real detail to work with after a DCT-domain downscale.
-const SHRINK_OVERSAMPLING: u32 = 2;
+/// A shrink-on-load decode keeps at least this many times the output, as Pillow's `draft`
+/// under its reducing gap does, so the resize has real detail to work with.
+const SHRINK_ON_LOAD_GAP: u32 = 2;
 
 /// Shrink-on-load: decode no more than the box needs. For JPEG, when the box is much smaller
 /// than the photo, decode at 1/2, 1/4 or 1/8 scale in the DCT domain (as libjpeg's scaled IDCT
@@ -107,7 +77,7 @@ fn shrink_on_load(
     data: &[u8],
     format: ImageFormat,
     opts: &Options,
-) -> Result<Option<(DynamicImage, ImageInfo)>, Error> {
+) -> Result<Option<(Source, ImageInfo)>, Error> {
     match format {
         ImageFormat::Jpeg => jpeg_shrink_on_load(data, opts),
         ImageFormat::Ico => {
@@ -117,10 +87,8 @@ fn shrink_on_load(
                 return Ok(None);
             };
             let need = needed_size(info.width, info.height, &info, opts);
-            Ok(Some((
-                formats::ico::decode_for(data, opts.max_pixels, need)?,
-                info,
-            )))
+            let entry = formats::ico::decode_for(data, opts.max_pixels, need)?;
+            Ok(Some((Source::whole(entry), info)))
         }
         _ => Ok(None),
     }
@@ -158,7 +126,7 @@ fn needed_size(w: u32, h: u32, info: &ImageInfo, opts: &Options) -> (u32, u32) {
     }
 }
 
-fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(DynamicImage, ImageInfo)>, Error> {
+fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(Source, ImageInfo)>, Error> {
     let Ok((decoder, info)) = open(data, ImageFormat::Jpeg) else {
         return Ok(None);
     };
@@ -168,10 +136,12 @@ fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(DynamicIma
     let (need_w, need_h) = needed_size(w, h, &info, opts);
     let scaled = |len: u32, k: u32| (len * k).div_ceil(8);
     let Some(k) = [1u32, 2, 4].into_iter().find(|&k| {
-        scaled(w, k) >= SHRINK_OVERSAMPLING * need_w && scaled(h, k) >= SHRINK_OVERSAMPLING * need_h
+        scaled(w, k) >= SHRINK_ON_LOAD_GAP * need_w && scaled(h, k) >= SHRINK_ON_LOAD_GAP * need_h
     }) else {
         return Ok(None);
     };
+    // A scaled decode has ceil(w * k / 8) columns, but the picture ends at w * k / 8.
+    let extent = (w as f64 * k as f64 / 8.0, h as f64 * k as f64 / 8.0);
     // At 1/8 the DC coefficients are the image: the fast path needs no IDCT and skips AC data.
     let eighth = (k == 1).then(|| formats::jpeg_dc::decode(data)).flatten();
     if let Some(img) = eighth {
@@ -180,7 +150,7 @@ fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(DynamicIma
             _ => image::RgbImage::from_raw(img.width, img.height, img.pixels).map(DynamicImage::ImageRgb8),
         };
         if let Some(image) = image {
-            return Ok(Some((image, info)));
+            return Ok(Some((Source { image, extent }, info)));
         }
     }
     let (Ok(sw), Ok(sh)) = (u16::try_from(scaled(w, k)), u16::try_from(scaled(h, k))) else {
@@ -204,7 +174,7 @@ fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(DynamicIma
         }
         jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => None,
     };
-    Ok(image.map(|img| (img, info)))
+    Ok(image.map(|image| (Source { image, extent }, info)))
 }
 
 /// Decodes the whole (first) image, checking the pixel limit against the header first. The
