@@ -143,7 +143,7 @@ fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(Source, Im
     // A scaled decode has ceil(w * k / 8) columns, but the picture ends at w * k / 8.
     let extent = (w as f64 * k as f64 / 8.0, h as f64 * k as f64 / 8.0);
     // At 1/8 the DC coefficients are the image: the fast path needs no IDCT and skips AC data.
-    let eighth = (k == 1).then(|| formats::jpeg_dc::decode(data)).flatten();
+    let eighth = (k == 1).then(|| formats::jpeg_scaled::decode(data)).flatten();
     if let Some(img) = eighth {
         let image = match img.channels {
             1 => image::GrayImage::from_raw(img.width, img.height, img.pixels).map(DynamicImage::ImageLuma8),

@@ -1,7 +1,7 @@
 //! Decoders of our own for files the `image` crate refuses but real software (Pillow,
 //! browsers) shows: lenient BMP and ICO variants, YCbCr TIFF, GIF frames outside the logical
 //! screen. The pipeline tries the `image` crate first and falls back to these.
-//! [`jpeg_dc`] is the other way round: a fast path for JPEG shrink-on-load at 1/8 scale that
+//! [`jpeg_scaled`] is the other way round: a fast path for JPEG shrink-on-load at 1/8 scale that
 //! runs first and leaves anything unusual to the full decoders.
 //!
 //! Each module offers `dimensions(data)` (header only) and `decode(data, max_pixels)`; both
@@ -11,7 +11,7 @@
 pub mod bmp;
 pub mod gif;
 pub mod ico;
-pub mod jpeg_dc;
+pub mod jpeg_scaled;
 pub mod tiff;
 
 /// What a fallback decoder reads from a header.
