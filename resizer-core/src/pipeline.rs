@@ -10,7 +10,7 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
-use crate::formats;
+use crate::formats::{self, jpeg_scaled};
 use crate::header::{frame_count, sniff};
 use crate::resize::{Source, resize};
 use crate::{Error, Fit, ImageFormat, ImageInfo, Options, OutputFormat, Thumbnail};
@@ -142,9 +142,14 @@ fn jpeg_shrink_on_load(data: &[u8], opts: &Options) -> Result<Option<(Source, Im
     };
     // A scaled decode has ceil(w * k / 8) columns, but the picture ends at w * k / 8.
     let extent = (w as f64 * k as f64 / 8.0, h as f64 * k as f64 / 8.0);
-    // At 1/8 the DC coefficients are the image: the fast path needs no IDCT and skips AC data.
-    let eighth = (k == 1).then(|| formats::jpeg_scaled::decode(data)).flatten();
-    if let Some(img) = eighth {
+    // Our own scaled decoder first: it is libjpeg's arithmetic, skips what the scale does not
+    // need, and gives subsampled chroma its own larger IDCT where jpeg-decoder upsamples it.
+    let scale = match k {
+        1 => Some(jpeg_scaled::Scale::Eighth),
+        2 => Some(jpeg_scaled::Scale::Quarter),
+        _ => None,
+    };
+    if let Some(img) = scale.and_then(|scale| jpeg_scaled::decode(data, scale)) {
         let image = match img.channels {
             1 => image::GrayImage::from_raw(img.width, img.height, img.pixels).map(DynamicImage::ImageLuma8),
             _ => image::RgbImage::from_raw(img.width, img.height, img.pixels).map(DynamicImage::ImageRgb8),

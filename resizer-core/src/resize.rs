@@ -101,13 +101,17 @@ fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
 
 /// Integer samples the block average works on.
 trait Sample: image::Primitive {
-    fn widen(self) -> u64;
+    /// Wide enough for a block's sum of `sample * alpha` over [`MAX_BLOCK`]² pixels, and no
+    /// wider: u32 sums of bytes vectorise four to a wasm SIMD register.
+    type Acc: Copy + Default + std::ops::AddAssign + std::ops::Mul<Output = Self::Acc> + Into<u64>;
+    fn acc(self) -> Self::Acc;
     fn narrow(v: u64) -> Self;
 }
 
 impl Sample for u8 {
-    fn widen(self) -> u64 {
-        self as u64
+    type Acc = u32;
+    fn acc(self) -> u32 {
+        self as u32
     }
     fn narrow(v: u64) -> Self {
         v.min(u8::MAX as u64) as u8
@@ -115,7 +119,8 @@ impl Sample for u8 {
 }
 
 impl Sample for u16 {
-    fn widen(self) -> u64 {
+    type Acc = u64;
+    fn acc(self) -> u64 {
         self as u64
     }
     fn narrow(v: u64) -> Self {
@@ -140,9 +145,9 @@ where
     let src: &[P::Subpixel] = img.as_raw();
     let mut out = Vec::with_capacity(ow * oh * channels);
     // Column sums of one band of `ky` rows, then block sums along the band.
-    let mut columns = vec![0u64; w * channels];
+    let mut columns = vec![<P::Subpixel as Sample>::Acc::default(); w * channels];
     for band in 0..oh {
-        columns.fill(0);
+        columns.fill(Default::default());
         let rows = band * ky..((band + 1) * ky).min(h);
         let n_rows = rows.len() as u64;
         for y in rows {
@@ -152,33 +157,50 @@ where
                 Some(a) => add_row_weighted(&mut columns, row, channels, a),
             }
         }
-        for block in columns.chunks(kx * channels) {
-            let n = (block.len() / channels) as u64 * n_rows;
-            let mut sums = [0u64; 4];
-            for px in block.chunks_exact(channels) {
-                for (s, v) in sums.iter_mut().zip(px) {
-                    *s += v;
-                }
-            }
-            push_average(&mut out, &sums[..channels], n, alpha);
+        match channels {
+            1 => average_blocks::<_, 1>(&columns, kx, n_rows, alpha, &mut out),
+            2 => average_blocks::<_, 2>(&columns, kx, n_rows, alpha, &mut out),
+            3 => average_blocks::<_, 3>(&columns, kx, n_rows, alpha, &mut out),
+            _ => average_blocks::<_, 4>(&columns, kx, n_rows, alpha, &mut out),
         }
     }
     ImageBuffer::from_raw(ow as u32, oh as u32, out).expect("the buffer holds ow x oh pixels")
 }
 
-fn add_row<S: Sample>(columns: &mut [u64], row: &[S]) {
+/// Sums `kx` pixels of `N` channels at a time along a band's column sums and appends their
+/// averages (`n_rows` rows deep) to `out`.
+fn average_blocks<S: Sample, const N: usize>(
+    columns: &[S::Acc],
+    kx: usize,
+    n_rows: u64,
+    alpha: Option<usize>,
+    out: &mut Vec<S>,
+) {
+    for block in columns.chunks(kx * N) {
+        let n = (block.len() / N) as u64 * n_rows;
+        let mut sums = [S::Acc::default(); N];
+        for px in block.chunks_exact(N) {
+            for (s, &v) in sums.iter_mut().zip(px) {
+                *s += v;
+            }
+        }
+        push_average(out, &sums.map(Into::into), n, alpha);
+    }
+}
+
+fn add_row<S: Sample>(columns: &mut [S::Acc], row: &[S]) {
     for (c, v) in columns.iter_mut().zip(row) {
-        *c += v.widen();
+        *c += v.acc();
     }
 }
 
 /// Adds colour weighted by alpha (and alpha itself), so the block's colour is that of the
 /// pixels that cover it.
-fn add_row_weighted<S: Sample>(columns: &mut [u64], row: &[S], channels: usize, alpha: usize) {
+fn add_row_weighted<S: Sample>(columns: &mut [S::Acc], row: &[S], channels: usize, alpha: usize) {
     for (c, px) in columns.chunks_exact_mut(channels).zip(row.chunks_exact(channels)) {
-        let a = px[alpha].widen();
+        let a = px[alpha].acc();
         for i in 0..channels {
-            c[i] += if i == alpha { a } else { px[i].widen() * a };
+            c[i] += if i == alpha { a } else { px[i].acc() * a };
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Entropy-coded data: the bit reader and the Huffman tables.
 
+use super::idct::NATURAL;
+
 /// The position of the next marker at or after `pos`: `0xFF` followed by anything but a
 /// stuffed zero or a fill byte, and, unless `restarts` is set, not a restart marker either
 /// (those sit inside an entropy-coded segment).
@@ -113,6 +115,18 @@ impl<'a> BitReader<'a> {
         v
     }
 
+    /// `n` (0..=16) bits, topping the buffer up first if it holds fewer.
+    #[inline(always)]
+    pub(super) fn get(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        if self.count < n {
+            self.fill();
+        }
+        self.bits(n)
+    }
+
     /// The `s`-bit signed value of JPEG's EXTEND procedure.
     #[inline(always)]
     pub(super) fn receive_extend(&mut self, s: u8) -> Option<i32> {
@@ -123,8 +137,7 @@ impl<'a> BitReader<'a> {
                 if self.count < s {
                     self.fill();
                 }
-                let v = self.bits(s) as i32;
-                Some(if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v })
+                Some(extend(self.bits(s) as i32, s))
             }
             _ => None,
         }
@@ -205,6 +218,9 @@ pub(super) struct Huffman {
     /// fit in the prefix. Two at a time halves the serial chain of lookups, which is what
     /// bounds the speed of this loop.
     skip: Box<[u32; 1 << LOOKUP_BITS]>,
+    /// For AC tables, a whole coefficient for each prefix that holds its symbol and extra
+    /// bits: value << 16 | run << 8 | bits taken, or 0 (then the symbol is decoded alone).
+    coefficient: Box<[i32; 1 << LOOKUP_BITS]>,
     /// Canonical decoding of longer codes: for each length, the largest code (or -1) and
     /// the offset from a code to its index in `values`.
     max_code: [i32; 18],
@@ -277,9 +293,20 @@ impl Huffman {
             }
             skip[i] = Skip::pack(len1, step1, total.0, total.1);
         }
+        let mut coefficient = Box::new([0i32; 1 << LOOKUP_BITS]);
+        for (i, &e) in lookup.iter().enumerate() {
+            let (len, run, size) = ((e >> 8) as u32, (e >> 4) as u32 & 15, e as u32 & 15);
+            if len == 0 || size == 0 || len + size > LOOKUP_BITS {
+                continue;
+            }
+            let bits = (i as u32 >> (LOOKUP_BITS - len - size)) & ((1 << size) - 1);
+            let value = extend(bits as i32, size);
+            coefficient[i] = value << 16 | (run << 8 | (len + size)) as i32;
+        }
         Some(Huffman {
             lookup,
             skip,
+            coefficient,
             max_code,
             offset,
             values: values[..k].to_vec(),
@@ -310,6 +337,138 @@ impl Huffman {
             }
         }
         None
+    }
+
+    /// Decodes the 63 AC coefficients of one block of a sequential scan into `block`
+    /// (natural order), as libjpeg's `decode_mcu` does.
+    /// Returns whether any of them is non-zero.
+    pub(super) fn decode_ac(&self, reader: &mut BitReader, block: &mut [i16; 64]) -> Option<bool> {
+        let mut k = 1;
+        while k < 64 {
+            reader.fill();
+            // Up to five whole coefficients from one refill (a table step takes at most 11
+            // of the 57 or more bits buffered), before the general case below.
+            let mut e = self.coefficient[reader.peek(LOOKUP_BITS) as usize];
+            let mut steps = 0;
+            while e != 0 && steps < 5 {
+                reader.consume(e as u32 & 0xFF);
+                k += (e as usize >> 8) & 0xFF;
+                block[NATURAL[k]] = (e >> 16) as i16;
+                k += 1;
+                if k >= 64 {
+                    return Some(true);
+                }
+                steps += 1;
+                e = self.coefficient[reader.peek(LOOKUP_BITS) as usize];
+            }
+            if steps > 0 {
+                continue;
+            }
+            let rs = self.decode(reader)?;
+            let (run, size) = ((rs >> 4) as usize, rs & 15);
+            if size == 0 {
+                if run != 15 {
+                    break;
+                }
+                k += 16;
+                continue;
+            }
+            k += run;
+            block[NATURAL[k]] = reader.receive_extend(size)? as i16;
+            k += 1;
+        }
+        Some(k > 1)
+    }
+
+    /// A progressive scan's first pass over coefficients `ss..=se` of one block, each shifted
+    /// up by `al` (libjpeg's `decode_mcu_AC_first`). `eobrun` carries end-of-band runs over
+    /// blocks.
+    pub(super) fn decode_ac_first(
+        &self,
+        reader: &mut BitReader,
+        block: &mut [i16; 64],
+        (ss, se, al): (usize, usize, u8),
+        eobrun: &mut u32,
+    ) -> Option<()> {
+        if *eobrun > 0 {
+            *eobrun -= 1;
+            return Some(());
+        }
+        let mut k = ss;
+        while k <= se {
+            reader.fill();
+            let rs = self.decode(reader)?;
+            let (run, size) = ((rs >> 4) as u32, rs & 15);
+            if size != 0 {
+                k += run as usize;
+                let v = reader.receive_extend(size)?;
+                block[NATURAL[k]] = v.wrapping_shl(al as u32) as i16;
+            } else if run == 15 {
+                k += 15;
+            } else {
+                *eobrun = (1 << run) + reader.get(run) - 1;
+                break;
+            }
+            k += 1;
+        }
+        Some(())
+    }
+
+    /// A progressive scan's refinement pass over coefficients `ss..=se` of one block: one
+    /// more bit of each coefficient already non-zero, and newly non-zero ones
+    /// (libjpeg's `decode_mcu_AC_refine`).
+    pub(super) fn decode_ac_refine(
+        &self,
+        reader: &mut BitReader,
+        block: &mut [i16; 64],
+        (ss, se, al): (usize, usize, u8),
+        eobrun: &mut u32,
+    ) -> Option<()> {
+        let (p1, m1) = (1i16 << al, (-1i16).wrapping_shl(al as u32));
+        let mut k = ss;
+        if *eobrun == 0 {
+            while k <= se {
+                reader.fill();
+                let rs = self.decode(reader)?;
+                let (mut run, size) = ((rs >> 4) as i32, rs & 15);
+                let mut value = 0;
+                if size != 0 {
+                    value = if reader.get(1) != 0 { p1 } else { m1 };
+                } else if run != 15 {
+                    *eobrun = (1 << run) + reader.get(run as u32);
+                    break;
+                }
+                // Past the coefficients already non-zero (each takes a correction bit) and
+                // `run` zero ones, to where the new value goes.
+                while k <= se {
+                    let coef = &mut block[NATURAL[k]];
+                    if *coef != 0 {
+                        refine(coef, reader.get(1), p1, m1);
+                    } else {
+                        run -= 1;
+                        if run < 0 {
+                            break;
+                        }
+                    }
+                    k += 1;
+                }
+                if value != 0 {
+                    block[NATURAL[k]] = value;
+                }
+                k += 1;
+            }
+        }
+        if *eobrun > 0 {
+            while k <= se {
+                let coef = &mut block[NATURAL[k]];
+                if *coef != 0 {
+                    refine(coef, reader.get(1), p1, m1);
+                }
+                k += 1;
+            }
+            *eobrun -= 1;
+        }
+        Some(())
     }
 
     /// Skips the 63 AC coefficients of one block. This loop is most of the work for a
@@ -360,4 +519,18 @@ impl Huffman {
         // A run past the end of the block is tolerated, as libjpeg does.
         Some(())
     }
+}
+
+/// Applies a correction bit to a coefficient already non-zero: it grows away from zero by
+/// `p1` unless that bit is already set.
+fn refine(coef: &mut i16, bit: u32, p1: i16, m1: i16) {
+    if bit != 0 && *coef & p1 == 0 {
+        *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
+    }
+}
+
+/// JPEG's EXTEND: the signed value of `s` (1..=16) magnitude bits `v`.
+#[inline(always)]
+fn extend(v: i32, s: u32) -> i32 {
+    if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v }
 }
