@@ -107,10 +107,11 @@ async fn accepted_jobs_survive_a_kill_right_after_the_answer() {
 }
 
 async fn a_job_that_keeps_crashing_its_sandbox_fails_after_max_attempts() {
-    // 16 MiB of guest memory cannot hold a 2 MP RGBA decode: every attempt ends in the
-    // sandbox's memory error (a sandbox failure, so it is retried), and after two the job fails.
+    // 8 MiB of guest memory cannot hold a 2 MP RGBA decode (8.4 MB of pixels alone): every
+    // attempt ends in the sandbox's memory error (a sandbox failure, so it is retried), and
+    // after two the job fails.
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), &["--max-memory", "16777216", "--max-attempts", "2"]).await;
+    let s = TestServer::start(dir.path(), &["--max-memory", "8388608", "--max-attempts", "2"]).await;
     let c = client();
     let id = post_image(
         &c,

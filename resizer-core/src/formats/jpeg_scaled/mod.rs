@@ -377,66 +377,36 @@ impl Decoder {
 
         let mut reader = BitReader::new(data, pos);
         let mut state = ScanState::default();
-        let mut until_restart = self.restart_interval;
-        let mut restart = |reader: &mut BitReader, state: &mut ScanState| -> Option<()> {
-            if self.restart_interval > 0 {
-                if until_restart == 0 {
-                    reader.restart()?;
-                    *state = ScanState::default();
-                    until_restart = self.restart_interval;
-                }
-                until_restart -= 1;
-            }
-            Some(())
+        let order = ScanOrder {
+            scan: tables.iter().map(|t| t.0).collect(),
+            components: &components,
+            mcus: (mcus_x, mcus_y),
+            restart_interval: self.restart_interval,
         };
-        // Each component's destinations, split once per scan rather than per block.
-        let mut sinks: Vec<Target> = components
-            .iter()
-            .zip(&mut self.coefs)
-            .zip(&mut self.blocks)
-            .zip(&mut self.planes)
-            .map(|(((c, coefs), blocks), plane)| Target {
-                c,
-                coefs,
-                blocks,
-                plane,
-            })
-            .collect();
-        if n == 1 {
-            // A single-component scan covers the component's own blocks, not whole MCUs.
-            let (index, dc, ac) = tables[0];
-            let sink = &mut sinks[index];
-            let (blocks_w, blocks_h, padded_w) = (sink.c.blocks_w, sink.c.blocks_h, sink.c.padded_w);
-            for by in 0..blocks_h {
-                for bx in 0..blocks_w {
-                    restart(&mut reader, &mut state)?;
-                    decode_into(
-                        &mut reader,
-                        kind,
-                        (dc, ac),
-                        &mut state,
-                        0,
-                        sink,
-                        by * padded_w + bx,
-                    )?;
-                }
-            }
+        if components.iter().all(|c| c.size == 1) {
+            // Only DC coefficients are kept (every scan at 1/8): the tightest loop.
+            let mut coefs: Vec<&mut Vec<i32>> = self.coefs.iter_mut().collect();
+            order.walk(&mut reader, &mut state, |reader, state, k, index, at| {
+                let (_, dc, ac) = tables[k];
+                decode_block(reader, kind, (dc, ac), state, k, &mut coefs[index][at], None).map(|_| ())
+            })?;
         } else {
-            for my in 0..mcus_y {
-                for mx in 0..mcus_x {
-                    restart(&mut reader, &mut state)?;
-                    for (k, &(index, dc, ac)) in tables.iter().enumerate() {
-                        let sink = &mut sinks[index];
-                        let (h, v, padded_w) = (sink.c.h, sink.c.v, sink.c.padded_w);
-                        for v in 0..v {
-                            let row = (my * sink.c.v + v) * padded_w + mx * h;
-                            for at in row..row + h {
-                                decode_into(&mut reader, kind, (dc, ac), &mut state, k, sink, at)?;
-                            }
-                        }
-                    }
-                }
-            }
+            let mut sinks: Vec<Target> = components
+                .iter()
+                .zip(&mut self.coefs)
+                .zip(&mut self.blocks)
+                .zip(&mut self.planes)
+                .map(|(((c, coefs), blocks), plane)| Target {
+                    c,
+                    coefs,
+                    blocks,
+                    plane,
+                })
+                .collect();
+            order.walk(&mut reader, &mut state, |reader, state, k, index, at| {
+                let (_, dc, ac) = tables[k];
+                decode_into(reader, kind, (dc, ac), state, k, &mut sinks[index], at)
+            })?;
         }
         if reader.overran() {
             // The data ended (or hit a marker) before the scan did: a damaged file.
@@ -526,6 +496,64 @@ fn idct_size(scale: usize, max: (usize, usize), (h, v): (usize, usize)) -> Optio
         size *= 2;
     }
     (size <= 4).then_some(size)
+}
+
+/// The blocks a scan covers, in its order.
+struct ScanOrder<'a> {
+    /// The scan's components, by index into `components`.
+    scan: Vec<usize>,
+    components: &'a [Component],
+    mcus: (usize, usize),
+    restart_interval: usize,
+}
+
+impl ScanOrder<'_> {
+    /// Calls `visit(reader, state, place in the scan, component, block)` for every block the
+    /// scan covers, handling the restart markers between them.
+    #[inline(always)]
+    fn walk<F>(&self, reader: &mut BitReader, state: &mut ScanState, mut visit: F) -> Option<()>
+    where
+        F: FnMut(&mut BitReader, &mut ScanState, usize, usize, usize) -> Option<()>,
+    {
+        let mut until_restart = self.restart_interval;
+        let mut restart = |reader: &mut BitReader, state: &mut ScanState| -> Option<()> {
+            if self.restart_interval > 0 {
+                if until_restart == 0 {
+                    reader.restart()?;
+                    *state = ScanState::default();
+                    until_restart = self.restart_interval;
+                }
+                until_restart -= 1;
+            }
+            Some(())
+        };
+        if let [index] = self.scan[..] {
+            // A single-component scan covers the component's own blocks, not whole MCUs.
+            let c = &self.components[index];
+            for by in 0..c.blocks_h {
+                for bx in 0..c.blocks_w {
+                    restart(reader, state)?;
+                    visit(reader, state, 0, index, by * c.padded_w + bx)?;
+                }
+            }
+            return Some(());
+        }
+        for my in 0..self.mcus.1 {
+            for mx in 0..self.mcus.0 {
+                restart(reader, state)?;
+                for (k, &index) in self.scan.iter().enumerate() {
+                    let c = &self.components[index];
+                    for v in 0..c.v {
+                        let row = (my * c.v + v) * c.padded_w + mx * c.h;
+                        for at in row..row + c.h {
+                            visit(reader, state, k, index, at)?;
+                        }
+                    }
+                }
+            }
+        }
+        Some(())
+    }
 }
 
 /// Where one component's share of a scan goes.
