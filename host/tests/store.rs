@@ -244,16 +244,17 @@ async fn sweeping_expired_jobs_frees_their_blobs() {
     let (store, _dir) = open().await;
     let a = noise(200_000, 1);
     let b = noise(300, 2);
-    for bytes in [&a, &b] {
-        store
-            .insert(new_job(NewSource::Upload {
-                hash: sha256_hex(bytes),
-                bytes: bytes.clone(),
-            }))
-            .await
-            .unwrap();
-    }
+    let upload = |bytes: &Bytes| {
+        new_job(NewSource::Upload {
+            hash: sha256_hex(bytes),
+            bytes: bytes.clone(),
+        })
+    };
+    // The job of `a` runs, the job of `b` stays queued: `b` is queued only after the claim,
+    // as two jobs queued in the same millisecond may be claimed in either order.
+    store.insert(upload(&a)).await.unwrap();
     let finished = run_to_success(&store, &noise(100, 3), "k").await;
+    store.insert(upload(&b)).await.unwrap();
     assert_eq!(
         store.sweep(Duration::from_secs(3600)).await.unwrap(),
         0,
