@@ -6,6 +6,11 @@ machine. Single thread, 100x100 contain, PNG out, median of N runs after a warm-
     pip install pyvips-binary pyvips Pillow
     cargo build --release -p edgethumb
     python3 scripts/benchmarks.py [--iterations 10] [--photos ../shared/corpus/photos]
+        [--baseline-component before.wasm]
+
+With --baseline-component, another build of the resizer component (for example the one a
+change started from) runs sandboxed in the same run, in a column of its own, so a change's
+speed is compared with what it replaces under the same conditions.
 """
 import argparse
 import io
@@ -24,6 +29,8 @@ FILES = [
     "astronaut-2mp.png",
     "coffee-2mp.webp",
     "astronaut-1mp.jpg",
+    "camera-like-12mp.jpg",
+    "camera-like-12mp-progressive.jpg",
 ]
 
 
@@ -37,10 +44,12 @@ def median_ms(fn, iterations):
     return statistics.median(times)
 
 
-def edgethumb(binary, paths, iterations, native):
+def edgethumb(binary, paths, iterations, native, component=None):
     cmd = [binary, "bench", "--json", "--iterations", str(iterations), *paths]
     if native:
         cmd.append("--native")
+    if component:
+        cmd += ["--component", component]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return {os.path.basename(r["file"]): r["median_ms"] for r in map(json.loads, out.splitlines())}
 
@@ -53,6 +62,7 @@ def main():
     p.add_argument("--photos", default=os.path.join(root, "..", "shared", "corpus", "photos"))
     p.add_argument("--binary", default=os.path.join(root, "target", "release", "edgethumb"))
     p.add_argument("--out", default=os.path.join(root, "BENCHMARKS.md"))
+    p.add_argument("--baseline-component", help="another resizer component to time sandboxed")
     a = p.parse_args()
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     import pyvips
@@ -62,6 +72,9 @@ def main():
     paths = [os.path.join(a.photos, f) for f in FILES]
     sandboxed = edgethumb(a.binary, paths, a.iterations, native=False)
     native = edgethumb(a.binary, paths, a.iterations, native=True)
+    baseline = a.baseline_component and edgethumb(
+        a.binary, paths, a.iterations, native=False, component=a.baseline_component
+    )
     rows = []
     for name, path in zip(FILES, paths):
         data = open(path, "rb").read()
@@ -75,7 +88,16 @@ def main():
             im.thumbnail((100, 100), Image.LANCZOS)
             im.save(io.BytesIO(), "PNG")
 
-        rows.append((name, sandboxed[name], native[name], median_ms(vips, a.iterations), median_ms(pillow, a.iterations)))
+        rows.append(
+            (
+                name,
+                sandboxed[name],
+                native[name],
+                median_ms(vips, a.iterations),
+                median_ms(pillow, a.iterations),
+                baseline[name] if baseline else None,
+            )
+        )
 
     lines = [
         "# Benchmarks",
@@ -87,11 +109,25 @@ def main():
         "`python3 scripts/benchmarks.py` (see its docstring). Lower is better; ratios matter more",
         "than absolute numbers on a shared machine.",
         "",
-        "| input | edgethumb (sandboxed) | edgethumb --native | libvips | Pillow | sandboxed / libvips |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, s, n, v, pil in rows:
-        lines.append(f"| {name} | {s:.1f} | {n:.1f} | {v:.1f} | {pil:.1f} | {s / v:.2f}x |")
+    if baseline:
+        lines += [
+            f"The baseline column is `{os.path.basename(a.baseline_component)}`, sandboxed in the same run.",
+            "",
+            "| input | edgethumb (sandboxed) | baseline (sandboxed) | change | edgethumb --native | libvips | Pillow | sandboxed / libvips |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| input | edgethumb (sandboxed) | edgethumb --native | libvips | Pillow | sandboxed / libvips |",
+            "|---|---|---|---|---|---|",
+        ]
+    for name, s, n, v, pil, base in rows:
+        if base is None:
+            lines.append(f"| {name} | {s:.1f} | {n:.1f} | {v:.1f} | {pil:.1f} | {s / v:.2f}x |")
+        else:
+            change = f"{(s / base - 1) * 100:+.0f}%"
+            lines.append(f"| {name} | {s:.1f} | {base:.1f} | {change} | {n:.1f} | {v:.1f} | {pil:.1f} | {s / v:.2f}x |")
     lines.append("")
     # Hand-written analysis below the marker survives regeneration.
     marker = "<!-- analysis: kept when this file is regenerated -->"
