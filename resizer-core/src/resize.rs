@@ -85,6 +85,9 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
 /// Averages `kx` x `ky` blocks, or `None` for pixel types it does not handle (floating point:
 /// the Lanczos3 pass alone then does the whole reduction).
 fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
+    if !img.color().has_alpha() {
+        return reduce_opaque(img, kx, ky);
+    }
     use DynamicImage as D;
     Some(match img {
         D::ImageLuma8(i) => D::ImageLuma8(reduce_buffer(i, kx, ky)),
@@ -97,6 +100,31 @@ fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
         D::ImageRgba16(i) => D::ImageRgba16(reduce_buffer(i, kx, ky)),
         _ => return None,
     })
+}
+
+/// [`reduce`] for an image without alpha, through fast_image_resize's SIMD box filter, which
+/// averages exactly `k` pixels at an integer factor: the whole blocks in one call, the partial
+/// ones along the right and bottom edges in calls over their own strips. (With alpha, its box
+/// filter would first premultiply a copy of the whole source; [`reduce_buffer`] weighs by
+/// alpha as it sums instead.)
+fn reduce_opaque(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
+    let (w, h) = (img.width(), img.height());
+    let (full_w, full_h) = (w / kx, h / ky);
+    let mut out = DynamicImage::new(w.div_ceil(kx), h.div_ceil(ky), img.color());
+    let mut resizer = Resizer::new();
+    let columns = [(0, full_w * kx, 0, full_w), (full_w * kx, w % kx, full_w, 1)];
+    let rows = [(0, full_h * ky, 0, full_h), (full_h * ky, h % ky, full_h, 1)];
+    for (sx, sw, dx, dw) in columns.into_iter().filter(|c| c.1 > 0 && c.3 > 0) {
+        for (sy, sh, dy, dh) in rows.into_iter().filter(|r| r.1 > 0 && r.3 > 0) {
+            let options = ResizeOptions::new()
+                .resize_alg(ResizeAlg::Convolution(FilterType::Box))
+                .crop(sx as f64, sy as f64, sw as f64, sh as f64);
+            let mut part = DynamicImage::new(dw, dh, img.color());
+            resizer.resize(img, &mut part, &options).ok()?;
+            image::imageops::replace(&mut out, &part, dx as i64, dy as i64);
+        }
+    }
+    Some(out)
 }
 
 /// Integer samples the block average works on.
@@ -176,15 +204,21 @@ fn average_blocks<S: Sample, const N: usize>(
     alpha: Option<usize>,
     out: &mut Vec<S>,
 ) {
+    // Reciprocals instead of a division per sample: all blocks but the last of a band have
+    // the same size.
+    let full = 1.0 / (kx as u64 * n_rows) as f64;
     for block in columns.chunks(kx * N) {
-        let n = (block.len() / N) as u64 * n_rows;
+        let inv_n = match block.len() / N {
+            len if len == kx => full,
+            len => 1.0 / (len as u64 * n_rows) as f64,
+        };
         let mut sums = [S::Acc::default(); N];
         for px in block.chunks_exact(N) {
             for (s, &v) in sums.iter_mut().zip(px) {
                 *s += v;
             }
         }
-        push_average(out, &sums.map(Into::into), n, alpha);
+        push_average(out, &sums.map(Into::into), inv_n, alpha);
     }
 }
 
@@ -205,15 +239,16 @@ fn add_row_weighted<S: Sample>(columns: &mut [S::Acc], row: &[S], channels: usiz
     }
 }
 
-fn push_average<S: Sample>(out: &mut Vec<S>, sums: &[u64], n: u64, alpha: Option<usize>) {
-    let weight = alpha.map_or(n, |a| sums[a]);
+fn push_average<S: Sample>(out: &mut Vec<S>, sums: &[u64], inv_n: f64, alpha: Option<usize>) {
+    // Colour is weighted by alpha, so it averages over the block's coverage.
+    let inv_weight = match alpha {
+        Some(a) if sums[a] > 0 => 1.0 / sums[a] as f64,
+        Some(_) => 0.0,
+        None => inv_n,
+    };
     for (i, &s) in sums.iter().enumerate() {
-        let v = match alpha {
-            Some(a) if i == a => (s + n / 2) / n,
-            Some(_) if weight == 0 => 0,
-            _ => (s + weight / 2) / weight,
-        };
-        out.push(S::narrow(v));
+        let inv = if alpha == Some(i) { inv_n } else { inv_weight };
+        out.push(S::narrow((s as f64 * inv + 0.5) as u64));
     }
 }
 

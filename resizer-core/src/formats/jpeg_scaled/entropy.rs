@@ -217,10 +217,10 @@ pub(super) struct Huffman {
     /// a [`Skip`] packed in a u32, or 0 when even the first symbol and its extra bits do not
     /// fit in the prefix. Two at a time halves the serial chain of lookups, which is what
     /// bounds the speed of this loop.
-    skip: Box<[u32; 1 << LOOKUP_BITS]>,
+    skip: Option<Box<[u32; 1 << LOOKUP_BITS]>>,
     /// For AC tables, a whole coefficient for each prefix that holds its symbol and extra
     /// bits: value << 16 | run << 8 | bits taken, or 0 (then the symbol is decoded alone).
-    coefficient: Box<[i32; 1 << LOOKUP_BITS]>,
+    coefficient: Option<Box<[i32; 1 << LOOKUP_BITS]>>,
     /// Canonical decoding of longer codes: for each length, the largest code (or -1) and
     /// the offset from a code to its index in `values`.
     max_code: [i32; 18],
@@ -231,8 +231,6 @@ pub(super) struct Huffman {
 impl Huffman {
     pub(super) fn new(counts: &[u8; 16], values: &[u8]) -> Option<Huffman> {
         let mut lookup = [0u16; 1 << LOOKUP_BITS];
-        // First for one symbol: (bits, zig-zag step) packed as bits << 8 | step.
-        let mut single = [0u16; 1 << LOOKUP_BITS];
         let mut max_code = [-1i32; 18];
         let mut offset = [0i32; 17];
         let mut code = 0u32;
@@ -247,22 +245,8 @@ impl Huffman {
                 }
                 if len <= LOOKUP_BITS {
                     let shift = LOOKUP_BITS - len;
-                    let (run, size) = (symbol >> 4, symbol & 15);
-                    for fill in 0..1u32 << shift {
-                        let i = ((code << shift) | fill) as usize;
-                        lookup[i] = (len as u16) << 8 | symbol as u16;
-                        let total = len + size as u32;
-                        let step = match (run, size) {
-                            (0, 0) => Some(64),
-                            (15, 0) => Some(16),
-                            // Other runs without a value are not valid AC symbols.
-                            (_, 0) => None,
-                            _ => Some(run as u16 + 1),
-                        };
-                        if let Some(step) = step.filter(|_| total <= LOOKUP_BITS) {
-                            single[i] = (total as u16) << 8 | step;
-                        }
-                    }
+                    let first = (code << shift) as usize;
+                    lookup[first..first + (1 << shift)].fill((len as u16) << 8 | symbol as u16);
                 }
                 code += 1;
                 k += 1;
@@ -273,6 +257,35 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
+        Some(Huffman {
+            lookup,
+            skip: None,
+            coefficient: None,
+            max_code,
+            offset,
+            values: values[..k].to_vec(),
+        })
+    }
+
+    /// Builds the table [`Huffman::skip_ac`] needs (once). Only an AC table of a sequential
+    /// scan needs it, and a progressive file brings a table per scan, so it is made on demand.
+    pub(super) fn prepare_skip(&mut self) {
+        if self.skip.is_some() {
+            return;
+        }
+        // First for one symbol: (bits, zig-zag step) packed as bits << 8 | step.
+        let single = self.lookup.map(|e| {
+            let (len, run, size) = ((e >> 8) as u32, e >> 4 & 15, e & 15);
+            let step = match (run, size) {
+                _ if len == 0 || len + size as u32 > LOOKUP_BITS => return 0,
+                (0, 0) => 64,
+                (15, 0) => 16,
+                // Other runs without a value are not valid AC symbols.
+                (_, 0) => return 0,
+                _ => run + 1,
+            };
+            ((len + size as u32) as u16) << 8 | step
+        });
         // Then pairs: after the first symbol, the prefix's remaining bits may hold the whole
         // second one too. Its lookup with zero-filled low bits is valid only if its length
         // fits in what is known.
@@ -293,8 +306,16 @@ impl Huffman {
             }
             skip[i] = Skip::pack(len1, step1, total.0, total.1);
         }
+        self.skip = Some(skip);
+    }
+
+    /// Builds the table [`Huffman::decode_ac`] needs (once).
+    pub(super) fn prepare_coefficients(&mut self) {
+        if self.coefficient.is_some() {
+            return;
+        }
         let mut coefficient = Box::new([0i32; 1 << LOOKUP_BITS]);
-        for (i, &e) in lookup.iter().enumerate() {
+        for (i, &e) in self.lookup.iter().enumerate() {
             let (len, run, size) = ((e >> 8) as u32, (e >> 4) as u32 & 15, e as u32 & 15);
             if len == 0 || size == 0 || len + size > LOOKUP_BITS {
                 continue;
@@ -303,14 +324,7 @@ impl Huffman {
             let value = extend(bits as i32, size);
             coefficient[i] = value << 16 | (run << 8 | (len + size)) as i32;
         }
-        Some(Huffman {
-            lookup,
-            skip,
-            coefficient,
-            max_code,
-            offset,
-            values: values[..k].to_vec(),
-        })
+        self.coefficient = Some(coefficient);
     }
 
     /// The next symbol; the buffer must hold at least 16 bits.
@@ -343,12 +357,13 @@ impl Huffman {
     /// (natural order), as libjpeg's `decode_mcu` does.
     /// Returns whether any of them is non-zero.
     pub(super) fn decode_ac(&self, reader: &mut BitReader, block: &mut [i16; 64]) -> Option<bool> {
+        let coefficient = self.coefficient.as_deref()?;
         let mut k = 1;
         while k < 64 {
             reader.fill();
             // Up to five whole coefficients from one refill (a table step takes at most 11
             // of the 57 or more bits buffered), before the general case below.
-            let mut e = self.coefficient[reader.peek(LOOKUP_BITS) as usize];
+            let mut e = coefficient[reader.peek(LOOKUP_BITS) as usize];
             let mut steps = 0;
             while e != 0 && steps < 5 {
                 reader.consume(e as u32 & 0xFF);
@@ -359,7 +374,7 @@ impl Huffman {
                     return Some(true);
                 }
                 steps += 1;
-                e = self.coefficient[reader.peek(LOOKUP_BITS) as usize];
+                e = coefficient[reader.peek(LOOKUP_BITS) as usize];
             }
             if steps > 0 {
                 continue;
@@ -475,6 +490,7 @@ impl Huffman {
     /// sequential file, so the bit buffer lives in locals (registers) while it runs.
     #[inline(never)]
     pub(super) fn skip_ac(&self, reader: &mut BitReader) -> Option<()> {
+        let skip = self.skip.as_deref()?;
         let mut k = 1u32;
         let (mut buf, mut count) = (reader.buf, reader.count);
         // Up to two table steps per turn of the loop: wasmtime checks the epoch on every loop
@@ -486,13 +502,13 @@ impl Huffman {
                 reader.fill();
                 (buf, count) = (reader.buf, reader.count);
             }
-            let mut e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
+            let mut e = skip[(buf >> (64 - LOOKUP_BITS)) as usize];
             if e != 0 {
                 skip_step(e, &mut buf, &mut count, &mut k);
                 if k >= 64 {
                     break;
                 }
-                e = self.skip[(buf >> (64 - LOOKUP_BITS)) as usize];
+                e = skip[(buf >> (64 - LOOKUP_BITS)) as usize];
                 if e != 0 {
                     skip_step(e, &mut buf, &mut count, &mut k);
                     continue;

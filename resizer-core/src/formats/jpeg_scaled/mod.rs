@@ -362,6 +362,15 @@ impl Decoder {
             c.quant.get_or_insert(q);
         }
         let (components, mcus_x, mcus_y) = (frame.components.clone(), frame.mcus_x, frame.mcus_y);
+        if let ScanKind::Sequential = kind {
+            for &(index, _, ta) in &scan {
+                let table = self.ac_tables.get_mut(ta)?.as_mut()?;
+                match frame.components[index].size {
+                    1 => table.prepare_skip(),
+                    _ => table.prepare_coefficients(),
+                }
+            }
+        }
         let mut tables = Vec::with_capacity(n);
         for &(index, td, ta) in &scan {
             let dc = match kind {
@@ -385,13 +394,14 @@ impl Decoder {
         };
         if components.iter().all(|c| c.size == 1) {
             // Only DC coefficients are kept (every scan at 1/8): the tightest loop.
-            let mut coefs: Vec<&mut Vec<i32>> = self.coefs.iter_mut().collect();
-            order.walk(&mut reader, &mut state, |reader, state, k, index, at| {
-                let (_, dc, ac) = tables[k];
-                decode_block(reader, kind, (dc, ac), state, k, &mut coefs[index][at], None).map(|_| ())
-            })?;
+            let mut sink = DcOnly {
+                kind,
+                tables: &tables,
+                coefs: self.coefs.iter_mut().map(Vec::as_mut_slice).collect(),
+            };
+            order.walk(&mut reader, &mut state, &mut sink)?;
         } else {
-            let mut sinks: Vec<Target> = components
+            let sinks: Vec<Target> = components
                 .iter()
                 .zip(&mut self.coefs)
                 .zip(&mut self.blocks)
@@ -403,10 +413,12 @@ impl Decoder {
                     plane,
                 })
                 .collect();
-            order.walk(&mut reader, &mut state, |reader, state, k, index, at| {
-                let (_, dc, ac) = tables[k];
-                decode_into(reader, kind, (dc, ac), state, k, &mut sinks[index], at)
-            })?;
+            let mut sink = WithAc {
+                kind,
+                tables: &tables,
+                targets: sinks,
+            };
+            order.walk(&mut reader, &mut state, &mut sink)?;
         }
         if reader.overran() {
             // The data ended (or hit a marker) before the scan did: a damaged file.
@@ -427,24 +439,27 @@ impl Decoder {
             // A component no scan ever covered: the file is incomplete.
             let q = c.quant?;
             let (w, h) = (c.blocks_w * c.size, c.blocks_h * c.size);
-            let plane = if made.is_empty() {
+            let plane = if !made.is_empty() {
+                made
+            } else if c.size == 1 {
                 let mut plane = vec![0u8; w * h];
-                for by in 0..c.blocks_h {
-                    for bx in 0..c.blocks_w {
-                        let at = by * c.padded_w + bx;
-                        match c.size {
-                            1 => plane[by * w + bx] = idct_1x1(coefs[at], q[0] as i32),
-                            _ => {
-                                let mut block = blocks[at];
-                                block[0] = coefs[at] as i16;
-                                put_block(&mut plane, c, (bx, by), &block, true)?;
-                            }
-                        }
+                for (row, out) in coefs.chunks_exact(c.padded_w).zip(plane.chunks_exact_mut(w)) {
+                    for (&coef, px) in row.iter().zip(out.iter_mut()) {
+                        *px = idct_1x1(coef, q[0] as i32);
                     }
                 }
                 plane
             } else {
-                made
+                let mut plane = vec![0u8; w * h];
+                for by in 0..c.blocks_h {
+                    for bx in 0..c.blocks_w {
+                        let at = by * c.padded_w + bx;
+                        let mut block = blocks[at];
+                        block[0] = coefs[at] as i16;
+                        put_block(&mut plane, c, (bx, by), &block, true)?;
+                    }
+                }
+                plane
             };
             let fx = frame.h_max * self.scale / (c.h * c.size);
             let fy = frame.v_max * self.scale / (c.v * c.size);
@@ -508,13 +523,9 @@ struct ScanOrder<'a> {
 }
 
 impl ScanOrder<'_> {
-    /// Calls `visit(reader, state, place in the scan, component, block)` for every block the
-    /// scan covers, handling the restart markers between them.
+    /// Hands every block the scan covers to `sink`, handling the restart markers between.
     #[inline(always)]
-    fn walk<F>(&self, reader: &mut BitReader, state: &mut ScanState, mut visit: F) -> Option<()>
-    where
-        F: FnMut(&mut BitReader, &mut ScanState, usize, usize, usize) -> Option<()>,
-    {
+    fn walk<S: BlockSink>(&self, reader: &mut BitReader, state: &mut ScanState, sink: &mut S) -> Option<()> {
         let mut until_restart = self.restart_interval;
         let mut restart = |reader: &mut BitReader, state: &mut ScanState| -> Option<()> {
             if self.restart_interval > 0 {
@@ -533,7 +544,7 @@ impl ScanOrder<'_> {
             for by in 0..c.blocks_h {
                 for bx in 0..c.blocks_w {
                     restart(reader, state)?;
-                    visit(reader, state, 0, index, by * c.padded_w + bx)?;
+                    sink.block(reader, state, 0, index, by * c.padded_w + bx)?;
                 }
             }
             return Some(());
@@ -546,13 +557,91 @@ impl ScanOrder<'_> {
                     for v in 0..c.v {
                         let row = (my * c.v + v) * c.padded_w + mx * c.h;
                         for at in row..row + c.h {
-                            visit(reader, state, k, index, at)?;
+                            sink.block(reader, state, k, index, at)?;
                         }
                     }
                 }
             }
         }
         Some(())
+    }
+}
+
+/// What a scan's blocks are decoded into. A trait rather than a closure, so that each kind
+/// of sink gets its own copy of the walk with the block decoding inlined into it.
+trait BlockSink {
+    /// Decodes block `at` of component `index`, the `place`-th component of the scan.
+    fn block(
+        &mut self,
+        reader: &mut BitReader,
+        state: &mut ScanState,
+        place: usize,
+        index: usize,
+        at: usize,
+    ) -> Option<()>;
+}
+
+/// Every component keeps only its DC coefficients.
+struct DcOnly<'a, 't> {
+    kind: ScanKind,
+    tables: &'a [ScanTables<'t>],
+    coefs: Vec<&'a mut [i32]>,
+}
+
+/// The Huffman tables of one component of a scan: its index, DC and AC tables.
+type ScanTables<'t> = (usize, Option<&'t Huffman>, Option<&'t Huffman>);
+
+impl BlockSink for DcOnly<'_, '_> {
+    #[inline(always)]
+    fn block(
+        &mut self,
+        reader: &mut BitReader,
+        state: &mut ScanState,
+        place: usize,
+        index: usize,
+        at: usize,
+    ) -> Option<()> {
+        let (_, dc, ac) = self.tables[place];
+        decode_block(
+            reader,
+            self.kind,
+            (dc, ac),
+            state,
+            place,
+            &mut self.coefs[index][at],
+            None,
+        )
+        .map(|_| ())
+    }
+}
+
+/// Some component keeps its AC coefficients too.
+struct WithAc<'a, 't> {
+    kind: ScanKind,
+    tables: &'a [ScanTables<'t>],
+    targets: Vec<Target<'a>>,
+}
+
+impl BlockSink for WithAc<'_, '_> {
+    #[inline(always)]
+    fn block(
+        &mut self,
+        reader: &mut BitReader,
+        state: &mut ScanState,
+        place: usize,
+        index: usize,
+        at: usize,
+    ) -> Option<()> {
+        let (_, dc, ac) = self.tables[place];
+        decode_into(
+            reader,
+            self.kind,
+            (dc, ac),
+            state,
+            place,
+            &mut self.targets[index],
+            at,
+        )
     }
 }
 
