@@ -85,7 +85,7 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
 /// Averages `kx` x `ky` blocks, or `None` for pixel types it does not handle (floating point:
 /// the Lanczos3 pass alone then does the whole reduction).
 fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
-    if !img.color().has_alpha() {
+    if matches!(img, DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_)) {
         return reduce_opaque(img, kx, ky);
     }
     use DynamicImage as D;
@@ -102,29 +102,57 @@ fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
     })
 }
 
-/// [`reduce`] for an image without alpha, through fast_image_resize's SIMD box filter, which
-/// averages exactly `k` pixels at an integer factor: the whole blocks in one call, the partial
-/// ones along the right and bottom edges in calls over their own strips. (With alpha, its box
-/// filter would first premultiply a copy of the whole source; [`reduce_buffer`] weighs by
-/// alpha as it sums instead.)
+/// [`reduce`] for an 8-bit image without alpha, through fast_image_resize's SIMD box filter,
+/// which averages exactly `k` pixels at an integer factor: the whole blocks in one call, the
+/// partial ones along the right and bottom edges in calls over their own strips, joined row
+/// by row. (With alpha, its box filter would first premultiply a copy of the whole source;
+/// [`reduce_buffer`] weighs by alpha as it sums instead.)
 fn reduce_opaque(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
     let (w, h) = (img.width(), img.height());
     let (full_w, full_h) = (w / kx, h / ky);
-    let mut out = DynamicImage::new(w.div_ceil(kx), h.div_ceil(ky), img.color());
     let mut resizer = Resizer::new();
-    let columns = [(0, full_w * kx, 0, full_w), (full_w * kx, w % kx, full_w, 1)];
-    let rows = [(0, full_h * ky, 0, full_h), (full_h * ky, h % ky, full_h, 1)];
-    for (sx, sw, dx, dw) in columns.into_iter().filter(|c| c.1 > 0 && c.3 > 0) {
-        for (sy, sh, dy, dh) in rows.into_iter().filter(|r| r.1 > 0 && r.3 > 0) {
-            let options = ResizeOptions::new()
-                .resize_alg(ResizeAlg::Convolution(FilterType::Box))
-                .crop(sx as f64, sy as f64, sw as f64, sh as f64);
-            let mut part = DynamicImage::new(dw, dh, img.color());
-            resizer.resize(img, &mut part, &options).ok()?;
-            image::imageops::replace(&mut out, &part, dx as i64, dy as i64);
+    let mut part = |x: u32, y: u32, width: u32, height: u32, out: (u32, u32)| -> Option<DynamicImage> {
+        if width == 0 || height == 0 || out.0 == 0 || out.1 == 0 {
+            return None;
         }
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Box))
+            .crop(x as f64, y as f64, width as f64, height as f64);
+        let mut part = DynamicImage::new(out.0, out.1, img.color());
+        resizer.resize(img, &mut part, &options).ok()?;
+        Some(part)
+    };
+    let (rest_w, rest_h) = (w % kx, h % ky);
+    let whole = part(0, 0, full_w * kx, full_h * ky, (full_w, full_h));
+    if rest_w == 0 && rest_h == 0 {
+        return whole;
     }
-    Some(out)
+    let right = part(full_w * kx, 0, rest_w, full_h * ky, (1, full_h));
+    let bottom = part(0, full_h * ky, full_w * kx, rest_h, (full_w, 1));
+    let corner = part(full_w * kx, full_h * ky, rest_w, rest_h, (1, 1));
+    let channels = img.color().channel_count() as usize;
+    let (out_w, out_h) = (w.div_ceil(kx), h.div_ceil(ky));
+    let mut bytes = Vec::with_capacity(out_w as usize * out_h as usize * channels);
+    let mut push_row = |part: &Option<DynamicImage>, y: u32| {
+        if let Some(part) = part {
+            let len = part.width() as usize * channels;
+            bytes.extend_from_slice(&part.as_bytes()[y as usize * len..][..len]);
+        }
+    };
+    for y in 0..full_h {
+        push_row(&whole, y);
+        push_row(&right, y);
+    }
+    if rest_h > 0 {
+        push_row(&bottom, 0);
+        push_row(&corner, 0);
+    }
+    match img {
+        DynamicImage::ImageLuma8(_) => {
+            image::GrayImage::from_raw(out_w, out_h, bytes).map(DynamicImage::ImageLuma8)
+        }
+        _ => image::RgbImage::from_raw(out_w, out_h, bytes).map(DynamicImage::ImageRgb8),
+    }
 }
 
 /// Integer samples the block average works on.
