@@ -438,7 +438,49 @@ async fn a_delivery_survives_a_restart_between_tries() {
     s.stop().await;
 }
 
+/// Jobs keep their URLs and listings return them, so a URL's length is capped at submission
+/// (finding 1 of issue 12: 20 jobs with 4 MiB URLs made one listing answer 168 MB).
+async fn overlong_urls_are_refused_at_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &[]).await;
+    let c = client();
+    // Refused before any fetch: nothing is ever sent to this (closed) loopback port.
+    let long = format!("http://127.0.0.1:9/{}.jpg", "a".repeat(5000));
+    let check = |p: &Value| {
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains("4096"), "{p}");
+        assert!(detail.len() < 200, "the detail must not echo the URL: {p}");
+    };
+    let resp = c
+        .post(s.at("/v1/jobs"))
+        .json(&json!({ "url": long }))
+        .send()
+        .await
+        .unwrap();
+    check(&expect_problem(resp, 422, "source_refused").await);
+    let body = json!({ "url": "http://127.0.0.1:9/x.jpg", "callback_url": long });
+    let resp = c.post(s.at("/v1/jobs")).json(&body).send().await.unwrap();
+    check(&expect_problem(resp, 422, "invalid_callback_url").await);
+    let resp = c
+        .get(s.at(&format!("/v1/thumbnail?url={}", urlencode(&long))))
+        .send()
+        .await
+        .unwrap();
+    check(&expect_problem(resp, 422, "source_refused").await);
+    let list: Value = c
+        .get(s.at("/v1/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["jobs"].as_array().map(Vec::len), Some(0), "{list}");
+    s.stop().await;
+}
+
 both_backends!(
+    overlong_urls_are_refused_at_submission,
     an_allowed_url_is_fetched_and_thumbnailed,
     loopback_in_every_spelling_is_refused_without_an_allow_rule,
     a_redirect_to_a_refused_address_is_refused,

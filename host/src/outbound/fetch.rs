@@ -217,8 +217,18 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     })
 }
 
-/// Checks a URL's scheme (`http`/`https`) and that it has a host.
+/// The longest `url` or `callback_url` accepted (browsers and CDNs stop at 8 KiB or less).
+pub const MAX_URL_BYTES: usize = 4096;
+
+/// Checks a URL's length, its scheme (`http`/`https`) and that it has a host.
 pub fn check_url(url: &str) -> Result<Url, FetchError> {
+    // Jobs keep their URLs and listings return them: an unbounded URL is unbounded memory.
+    if url.len() > MAX_URL_BYTES {
+        return Err(FetchError::Refused(format!(
+            "the URL is {} bytes long; the limit is {MAX_URL_BYTES}",
+            url.len()
+        )));
+    }
     let parsed = Url::parse(url.trim())
         .map_err(|e| FetchError::Refused(format!("{url:?} is not a valid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
