@@ -55,6 +55,8 @@ codes! {
     JobNotFound = "job_not_found",
     /// No such route.
     NotFound = "not_found",
+    /// The route exists, but not for this method.
+    MethodNotAllowed = "method_not_allowed",
     /// The thumbnail of an unfinished or failed job.
     NotReady = "not_ready",
     /// Deleting a job while it runs.

@@ -897,7 +897,41 @@ async fn concurrent_submissions_never_find_the_database_locked() {
     s.stop().await;
 }
 
+/// Axum's own rejections are problem+json too, and a misspelt query parameter is refused by
+/// name instead of being ignored (issue 12, finding 9).
+async fn bad_queries_and_methods_get_problems_not_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &["--workers", "0"]).await;
+    let c = client();
+    let id = accepted(submit_raw(&c, &s, "/v1/jobs", small_png()).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, says) in [
+        (format!("/v1/jobs/{id}?wait=abc"), "wait"),
+        ("/v1/jobs?limit=abc".to_string(), "limit"),
+        ("/v1/jobs?limit=-3".to_string(), "limit"),
+    ] {
+        let p = expect_problem(c.get(s.at(&path)).send().await.unwrap(), 400, "bad_request").await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains(says) && !detail.ends_with('\n'), "{path}: {p}");
+    }
+    // A misspelt option: named, with the ones allowed.
+    let resp = submit_raw(&c, &s, "/v1/jobs?widht=300", small_png()).await;
+    let p = expect_problem(resp, 400, "bad_request").await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("widht") && detail.contains("width"), "{p}");
+    let resp = c.get(s.at("/v1/jobs?stauts=queued")).send().await.unwrap();
+    expect_problem(resp, 400, "bad_request").await;
+    // A route that exists, with a method it does not take.
+    let resp = c.put(s.at("/v1/jobs")).send().await.unwrap();
+    let p = expect_problem(resp, 405, "method_not_allowed").await;
+    assert!(p["detail"].as_str().unwrap().contains("PUT"), "{p}");
+    s.stop().await;
+}
+
 both_backends!(
+    bad_queries_and_methods_get_problems_not_plain_text,
     every_input_mode_gives_a_downloadable_thumbnail,
     long_poll_returns_when_the_job_finishes,
     list_paginates_newest_first_and_delete_removes,

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("no such resource: {0}")]
     NoRoute(String),
+    /// 405: the route exists, but not for this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     /// 409: the job has no thumbnail yet (or failed).
     #[error("{detail}")]
     NotReady {
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::ComponentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
             ApiError::JobNotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady { .. } | ApiError::Running(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -155,6 +159,7 @@ impl ApiError {
             ApiError::ComponentConflict(_) => Code::ComponentConflict,
             ApiError::JobNotFound(_) => Code::JobNotFound,
             ApiError::NoRoute(_) => Code::NotFound,
+            ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::NotReady { .. } => Code::NotReady,
             ApiError::Running(_) => Code::JobRunning,
             ApiError::TooLarge(_) => Code::PayloadTooLarge,

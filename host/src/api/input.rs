@@ -4,19 +4,44 @@
 //! type is sniffed from the bytes; the declared content type is never trusted for it.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Query, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use base64::Engine;
 use resizer_core::{MAX_OUTPUT_SIDE, OutputFormat};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::Owner;
 use super::error::{ApiError, UrlField};
 use crate::store::JobOptions;
 
+/// A query string read into `T`, refused with a problem+json 400 that says what is wrong
+/// (axum's own `Query` answers in plain text). The query structs deny unknown fields, so a
+/// misspelt parameter is refused with the list of those allowed instead of being ignored.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let why = text.trim_start_matches("Failed to deserialize query string: ");
+                Err(ApiError::BadRequest(format!(
+                    "the query string is invalid: {why}"
+                )))
+            }
+        }
+    }
+}
+
 /// Options as text, from the query string or form fields; all optional.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OptionParams {
     /// Box width, 1 to 4096 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use super::input::{OptionParams, Source, Submission, check_url_field, read_submission};
+use super::input::{ApiQuery, OptionParams, Source, Submission, check_url_field, read_submission};
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
@@ -58,7 +58,7 @@ fn accepted(job: Job) -> Response {
 async fn submit(
     State(state): State<AppState>,
     owner: Owner,
-    Query(query): Query<OptionParams>,
+    ApiQuery(query): ApiQuery<OptionParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let sub = read_submission(req, query, state.jobs.config.max_body_bytes).await?;
@@ -68,6 +68,7 @@ async fn submit(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WaitParams {
     /// Seconds to wait for the job to finish before answering (long poll), at most 60.
     pub wait: Option<f64>,
@@ -84,7 +85,7 @@ async fn status(
     State(state): State<AppState>,
     owner: Owner,
     Path(id): Path<String>,
-    Query(params): Query<WaitParams>,
+    ApiQuery(params): ApiQuery<WaitParams>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = parse_id(&id)?;
     let wait = match params.wait {
@@ -101,6 +102,7 @@ async fn status(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only jobs in this status.
     pub status: Option<String>,
@@ -116,7 +118,7 @@ pub struct ListParams {
 async fn list(
     State(state): State<AppState>,
     owner: Owner,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<JobList>, ApiError> {
     let status = match params.status.as_deref() {
         None | Some("") => None,
@@ -249,7 +251,7 @@ async fn thumbnail(
 async fn submit_and_wait(
     State(state): State<AppState>,
     owner: Owner,
-    Query(query): Query<OptionParams>,
+    ApiQuery(query): ApiQuery<OptionParams>,
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -265,7 +267,7 @@ async fn submit_and_wait(
 async fn thumbnail_from_url(
     State(state): State<AppState>,
     owner: Owner,
-    Query(query): Query<OptionParams>,
+    ApiQuery(query): ApiQuery<OptionParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let placeholder = match query.on_error.as_deref() {

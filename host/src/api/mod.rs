@@ -60,6 +60,12 @@ pub fn router(state: AppState) -> axum::Router {
             refuse_when_shutting_down,
         ))
         .fallback(|req: Request| async move { ApiError::NoRoute(req.uri().path().to_string()) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+            }
+        })
         // Multipart reads are bounded by this; other bodies by `input::read_body`. The +64 KiB
         // leaves room for form boundaries and fields around an image at the limit.
         .layer(DefaultBodyLimit::max(
