@@ -132,12 +132,12 @@ codes! {
 }
 
 impl Code {
-    /// Job failures worth another attempt: the sandbox died rather than refusing the image.
-    pub fn is_sandbox_failure(self) -> bool {
-        matches!(
-            self,
-            Code::DeadlineExceeded | Code::MemoryLimitExceeded | Code::ComponentCrashed
-        )
+    /// Job failures worth another attempt. A crash may be the host's doing (a lost pool
+    /// slot, a signal) and not recur. A deadline or a memory kill is the image's own: the
+    /// same bytes would be killed again on every attempt, at the same cost, so those fail at
+    /// once.
+    pub fn is_worth_retrying(self) -> bool {
+        matches!(self, Code::ComponentCrashed)
     }
 }
 

@@ -224,7 +224,7 @@ impl Jobs {
                     result_hash,
                 })
             }
-            Ok(Err(e)) if e.is_sandbox_failure() && job.attempts < self.config.max_attempts => {
+            Ok(Err(e)) if e.code().is_worth_retrying() && job.attempts < self.config.max_attempts => {
                 tracing::warn!(error = %e, "sandbox failure; the job goes back to the queue");
                 Outcome::Retry {
                     code: e.code(),

@@ -145,12 +145,6 @@ impl SandboxError {
             SandboxError::Engine(_) => Code::SandboxUnavailable,
         }
     }
-
-    /// True when the sandbox itself failed (crash, deadline, memory) rather than the image
-    /// being refused: the case worth retrying or counting towards a poison limit.
-    pub fn is_sandbox_failure(&self) -> bool {
-        self.code().is_sandbox_failure()
-    }
 }
 
 /// Measurements of one call.
