@@ -479,7 +479,34 @@ async fn overlong_urls_are_refused_at_submission() {
     s.stop().await;
 }
 
+/// The lease is renewed while the source is fetched, so a fetch longer than the lease is not
+/// taken for a dead worker (issue 12, finding 4: with a 2 s lease, an origin answering in 4 s
+/// was fetched three times and the job failed `too_many_attempts`).
+async fn a_fetch_longer_than_the_lease_happens_once() {
+    let origin = Origin::start(photo("astronaut-1mp.jpg")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--fetch-allow",
+        "127.0.0.1",
+        "--lease",
+        "2s",
+        "--fetch-timeout",
+        "8s",
+        "--workers",
+        "2",
+    ];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let url = format!("http://127.0.0.1:{}/after-4s.jpg", origin.port());
+    let job = url_job(&c, &s, &url).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(origin.hits(), 1, "the source must be fetched once");
+    s.stop().await;
+}
+
 both_backends!(
+    a_fetch_longer_than_the_lease_happens_once,
     overlong_urls_are_refused_at_submission,
     an_allowed_url_is_fetched_and_thumbnailed,
     loopback_in_every_spelling_is_refused_without_an_allow_rule,

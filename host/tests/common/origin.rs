@@ -48,6 +48,7 @@ impl Origin {
             .route("/redirect", get(redirect))
             .route("/huge", get(huge))
             .route("/slow", get(slow))
+            .route("/after-4s.jpg", get(after_4s))
             .route("/text", get(text))
             .route("/hook", post(hook))
             .fallback(|State(c): State<Ctx>| async move {
@@ -111,6 +112,13 @@ async fn huge(State(c): State<Ctx>) -> Response {
 async fn slow(State(c): State<Ctx>) -> Response {
     c.rec.hits.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(30)).await;
+    ([("content-type", "image/jpeg")], c.image.as_ref().clone()).into_response()
+}
+
+/// The image, after 4 s: longer than a short lease, shorter than the fetch timeout.
+async fn after_4s(State(c): State<Ctx>) -> Response {
+    c.rec.hits.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
     ([("content-type", "image/jpeg")], c.image.as_ref().clone()).into_response()
 }
 
