@@ -101,13 +101,15 @@ async fn loopback_in_every_spelling_is_refused_without_an_allow_rule() {
         assert_eq!(job["status"], "failed", "{url}: {job}");
         assert_eq!(job["error"]["code"], "source_refused", "{url}: {job}");
         assert_eq!(job["attempts"], 1, "a refusal is not retried: {job}");
-        assert!(
-            job["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("--fetch-allow"),
-            "{job}"
-        );
+        let message = job["error"]["message"].as_str().unwrap();
+        assert!(message.contains("--fetch-allow"), "{job}");
+        if url.contains("localhost") {
+            // How an internal name resolves is not the client's business (issue 12, finding 8).
+            assert!(
+                !message.contains("127.0.0.1") && !message.contains("::1"),
+                "{job}"
+            );
+        }
     }
     assert_eq!(origin.hits(), 0, "a refused URL must never be contacted");
     for url in [

@@ -291,9 +291,17 @@ impl FetchPolicy {
                 && !self.ip_allowed(a.ip())
             {
                 let host = url.host_str().unwrap_or_default();
+                let ip = a.ip();
+                let Some(name) = &by_name else {
+                    return Err(FetchError::Refused(format!(
+                        "{host} is {reason}; such addresses are refused (an operator can allow them with --fetch-allow)"
+                    )));
+                };
+                // How an internal name resolves is the operator's business, not the client's:
+                // the log has it, the answer says only that the name is refused.
+                tracing::info!(%name, %ip, reason, "fetch refused");
                 return Err(FetchError::Refused(format!(
-                    "{host} resolves to {}, {reason}; such addresses are refused (an operator can allow them with --fetch-allow)",
-                    a.ip()
+                    "{name} resolves to an address that is refused (loopback, private, link-local or reserved); an operator can allow it with --fetch-allow"
                 )));
             }
         }
