@@ -525,6 +525,17 @@ async fn failed_jobs_say_why() {
     );
     let img = decode(&resp.bytes().await.unwrap());
     assert_eq!((img.width(), img.height()), (40, 27));
+    // The first 60 KB of a 12 MP JPEG: refused, not a mostly grey thumbnail (issue 12,
+    // finding 9). The detail is one clean sentence.
+    let truncated = photo("coffee-12mp.jpg")[..60_000].to_vec();
+    let p = expect_problem(
+        submit_raw(&c, &s, "/v1/thumbnail", truncated).await,
+        422,
+        "malformed_image",
+    )
+    .await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("truncated") && !detail.ends_with('\n'), "{p}");
     s.stop().await;
 }
 

@@ -41,6 +41,17 @@ pub fn sniff(data: &[u8]) -> Result<ImageFormat, Error> {
 
 /// Frames of an animation, pages of a TIFF or entries of an ICO; 1 for anything else or
 /// when the structure cannot be walked (the decoder reports real corruption).
+/// Whether a JPEG stream ends inside its last scan: reading back from the end, a start-of-scan
+/// marker comes before any end-of-image marker. Entropy-coded data stuffs every 0xFF byte, so
+/// neither marker appears there by chance. Without either marker the stream is damaged in
+/// other ways, which the decoders report.
+pub fn jpeg_truncated(data: &[u8]) -> bool {
+    let last = data
+        .windows(2)
+        .rposition(|w| w[0] == 0xFF && matches!(w[1], 0xD9 | 0xDA));
+    last.is_some_and(|at| data[at + 1] == 0xDA)
+}
+
 pub fn frame_count(format: ImageFormat, data: &[u8]) -> u32 {
     let n = match format {
         ImageFormat::Png => png_frames(data),

@@ -11,7 +11,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use crate::formats::{self, jpeg_scaled};
-use crate::header::{frame_count, sniff};
+use crate::header::{frame_count, jpeg_truncated, sniff};
 use crate::resize::{Source, resize};
 use crate::{Error, Fit, ImageFormat, ImageInfo, Options, OutputFormat, Thumbnail};
 
@@ -34,6 +34,12 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
 pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     opts.validate()?;
     let format = sniff(data)?;
+    // The decoders would fill a truncated JPEG's missing blocks with grey and call it done.
+    if format == ImageFormat::Jpeg && jpeg_truncated(data) {
+        return Err(Error::MalformedImage(
+            "the JPEG data ends inside its last scan: the file is truncated".into(),
+        ));
+    }
     let (source, info) = match shrink_on_load(data, format, opts)? {
         Some(loaded) => loaded,
         None => {
@@ -350,7 +356,11 @@ fn map_decode_error(e: ImageError, info: &ImageInfo, max_pixels: u64) -> Error {
         ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             Error::MalformedImage(format!("{} image is truncated", info.format.name()))
         }
-        other => Error::MalformedImage(format!("{} image: {other}", info.format.name())),
+        other => Error::MalformedImage(format!(
+            "{} image: {}",
+            info.format.name(),
+            other.to_string().trim_end()
+        )),
     }
 }
 
@@ -513,6 +523,27 @@ mod tests {
                 max_pixels: 300 * 299
             }
         );
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_malformed_not_grey() {
+        // Sequential and progressive files cut inside their scans; the whole files decode.
+        for name in ["restart.jpg", "progressive-restart.jpg", "gray.jpg"] {
+            let data =
+                std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            assert!(thumbnail(&data, &Options::default()).is_ok(), "{name}");
+            for keep in [data.len() / 3, data.len() * 2 / 3, data.len() - 2] {
+                let err = thumbnail(&data[..keep], &Options::default()).unwrap_err();
+                assert!(
+                    matches!(&err, Error::MalformedImage(m) if m.contains("truncated")),
+                    "{name} cut to {keep} bytes: {err:?}"
+                );
+            }
+            // Bytes after the end of the image are tolerated, as browsers do.
+            let mut trailing = data.clone();
+            trailing.extend_from_slice(b"trailing bytes");
+            assert!(thumbnail(&trailing, &Options::default()).is_ok(), "{name}");
+        }
     }
 
     #[test]
