@@ -489,7 +489,80 @@ fn the_cli_validates_offline() {
     );
 }
 
+/// An operator's rollback and delete of a component adopted from the watched directory stand
+/// across a restart, though its file is still there (issue 12, finding 7: a restart activated
+/// it again, across the fleet on PostgreSQL).
+async fn a_rolled_back_directory_component_stays_rolled_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop_dir = dir.path().join("components");
+    std::fs::create_dir(&drop_dir).unwrap();
+    let args = [
+        "--component-dir",
+        drop_dir.to_str().unwrap(),
+        "--admin-token",
+        TOKEN,
+    ];
+    let c = client();
+    let wait_active = |s: &TestServer, digest: String| {
+        let components = s.state.jobs.components.clone();
+        async move {
+            let started = Instant::now();
+            while components.active().digest() != digest {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{digest} was not activated"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let first = variant("first");
+    let first_digest = edgethumb::sandbox::sha256_hex(&first);
+    std::fs::write(drop_dir.join("first.wasm"), &first).unwrap();
+    let s = TestServer::start(dir.path(), &args).await;
+    wait_active(&s, first_digest.clone()).await;
+    let resp = c
+        .post(s.at("/v1/admin/components/rollback"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = c
+        .delete(s.at(&format!("/v1/admin/components/{first_digest}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    s.stop().await;
+
+    // Restarted with the file still there. The watcher adopts files oldest first, so once a
+    // newer file is active, it has been past the first one.
+    let s = TestServer::start(dir.path(), &args).await;
+    let second = variant("second");
+    let second_digest = edgethumb::sandbox::sha256_hex(&second);
+    std::fs::write(drop_dir.join("second.wasm"), &second).unwrap();
+    wait_active(&s, second_digest.clone()).await;
+    let known: Vec<String> = s
+        .state
+        .jobs
+        .components
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.digest)
+        .collect();
+    assert!(
+        !known.contains(&first_digest),
+        "the deleted component was stored (and activated) again: {known:?}"
+    );
+    s.stop().await;
+}
+
 both_backends!(
+    a_rolled_back_directory_component_stays_rolled_back_after_a_restart,
     the_admin_api_needs_its_token,
     bad_components_are_refused_at_their_step_and_nothing_changes,
     activate_while_running_then_rollback_and_replay,

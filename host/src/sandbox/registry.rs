@@ -278,12 +278,26 @@ impl Registry {
             Ok(w) => w,
             Err(e) => return tracing::warn!(path = %path.display(), error = %e, "cannot read component file"),
         };
-        if self.active().digest() == sha256_hex(&wasm) {
+        let digest = sha256_hex(&wasm);
+        if self.active().digest() == digest {
             return;
+        }
+        // Once adopted, a file is the operator's to roll back or delete: a restart, or the
+        // file's timestamp changing, must not undo that.
+        match self.store.was_adopted(&digest).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return tracing::info!(path = %path.display(), %digest, "component from directory was adopted before; leaving it as the operator left it");
+            }
+            Err(e) => {
+                return tracing::warn!(path = %path.display(), error = %e, "cannot check the component file's history");
+            }
         }
         let result = async {
             let (record, _, _) = self.upload(wasm, "directory").await?;
-            self.activate(&record.digest).await
+            let active = self.activate(&record.digest).await?;
+            self.store.mark_adopted(&record.digest).await?;
+            Ok::<_, RegistryError>(active)
         }
         .await;
         match result {

@@ -41,6 +41,10 @@ pub trait ComponentStore: Send + Sync + 'static {
     async fn rollback(&self) -> Result<Option<String>, StoreError>;
     /// Deletes a component that is not active; false if it is active or unknown.
     async fn delete_component(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Records that the directory watcher activated `digest`; true if it had not before.
+    async fn mark_adopted(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Whether the directory watcher ever activated `digest`.
+    async fn was_adopted(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
 /// The active component's digest: the newest activation.
@@ -160,5 +164,24 @@ impl ComponentStore for Store {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_adopted(&self, digest: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO adopted_files (digest, adopted_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn was_adopted(&self, digest: &str) -> Result<bool, StoreError> {
+        let found: Option<String> = sqlx::query_scalar("SELECT digest FROM adopted_files WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 }
