@@ -747,6 +747,42 @@ async fn replay_answers_429_when_the_queue_is_full() {
     s.stop().await;
 }
 
+/// Concurrent submissions cannot overshoot the queue limit: the count and the insert are one
+/// transaction (issue 12, finding 8: they were two, so a burst got past `--max-queue`).
+async fn a_burst_of_submissions_never_overshoots_the_queue_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &["--workers", "0", "--max-queue", "5"]).await;
+    let c = client();
+    // Distinct images, so none is answered from the dedup cache.
+    let bodies: Vec<Vec<u8>> = (0..24u8)
+        .map(|n| {
+            let img = image::RgbImage::from_pixel(8, 8, image::Rgb([n, 255 - n, 7]));
+            let mut png = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            png
+        })
+        .collect();
+    let sends = bodies.into_iter().map(|body| {
+        c.post(s.at("/v1/jobs"))
+            .header("content-type", "image/png")
+            .body(body)
+            .send()
+    });
+    let mut statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort();
+    let accepted = statuses.iter().filter(|&&st| st == 202).count();
+    assert_eq!(accepted, 5, "{statuses:?}");
+    assert!(statuses[5..].iter().all(|&st| st == 429), "{statuses:?}");
+    let list = get_json(&c, s.at("/v1/jobs?status=queued&limit=100")).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 5, "{list}");
+    s.stop().await;
+}
+
 /// A background task that dies (here one that panics, under the same supervisor as the
 /// workers, sweeper and webhooks) is logged and makes the host not ready.
 async fn a_background_task_that_dies_makes_the_host_not_ready() {
@@ -954,6 +990,7 @@ both_backends!(
     health_readiness_and_docs,
     a_background_task_that_dies_makes_the_host_not_ready,
     replay_answers_429_when_the_queue_is_full,
+    a_burst_of_submissions_never_overshoots_the_queue_limit,
     the_corpus_over_http_never_gives_a_5xx,
     a_graceful_restart_loses_and_repeats_nothing,
     concurrent_submissions_never_find_the_database_locked,

@@ -128,15 +128,20 @@ impl Jobs {
             requested_component: component,
             callback_url,
         };
-        let job = match self.store.insert(new).await {
+        // The count above is a cheap early refusal; the insert checks the limit again, in
+        // the same transaction, so concurrent submissions cannot overshoot it.
+        let inserted = match self.store.insert_within(new, self.config.max_queue).await {
+            Ok(Ok(job)) => Ok(job),
+            Ok(Err(queued)) => Err(JobsError::QueueFull(queued)),
+            Err(StoreError::BlobMissing(_)) => Err(JobsError::NotFound(id)),
+            Err(e) => Err(e.into()),
+        };
+        let job = match inserted {
             Ok(job) => job,
             Err(e) => {
                 self.handoff.take_source(id);
                 self.handoff.forget(id);
-                return Err(match e {
-                    StoreError::BlobMissing(_) => JobsError::NotFound(id),
-                    e => e.into(),
-                });
+                return Err(e);
             }
         };
         tracing::info!(job_id = %job.id, bytes = job.source_bytes, "job queued");

@@ -16,6 +16,10 @@ use super::{
 };
 use crate::codes::Code;
 
+/// The PostgreSQL advisory lock that serialises job inserts under a queue limit (any constant
+/// unique to this use; the value spells "queue").
+const QUEUE_LOCK: i64 = 0x0071_7565_7565;
+
 /// The columns of `jobs` every statement returns, in the order [`job_from_row`] reads them.
 macro_rules! job_columns {
     () => {
@@ -103,6 +107,15 @@ impl Store {
     /// Inserts a queued job, storing its source unless a blob with that hash is stored already
     /// (then the job takes another reference to it).
     pub async fn insert(&self, job: NewJob) -> Result<Job, StoreError> {
+        let inserted = self.insert_within(job, u64::MAX).await?;
+        Ok(inserted.expect("no queue limit"))
+    }
+
+    /// [`Store::insert`], unless `max_queued` jobs are queued already: then nothing is
+    /// written and the count comes back as the error. The count and the insert are one
+    /// transaction, serialised with other inserts (SQLite has one writer; PostgreSQL takes a
+    /// transaction-scoped advisory lock), so concurrent submissions cannot overshoot the limit.
+    pub async fn insert_within(&self, job: NewJob, max_queued: u64) -> Result<Result<Job, u64>, StoreError> {
         let (hash, size, bytes, url) = match &job.source {
             NewSource::Upload { hash, bytes } => (hash.as_str(), bytes.len() as u64, Some(bytes), None),
             NewSource::Stored { hash, size } => (hash.as_str(), *size, None, None),
@@ -119,6 +132,20 @@ impl Store {
                 tx
             }
         };
+        if max_queued < u64::MAX {
+            if self.kind == Kind::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(QUEUE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(&mut *tx)
+                .await?;
+            if queued as u64 >= max_queued {
+                return Ok(Err(queued as u64));
+            }
+        }
         let row = sqlx::query(concat!(
             "INSERT INTO jobs (id, owner, status, created_at, attempts, options, source_hash, source_bytes,
                 requested_component, source_url, callback_url)
@@ -138,7 +165,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.notify(CHANNEL_JOBS, "").await;
-        job_from_row(&row)
+        job_from_row(&row).map(Ok)
     }
 
     /// Inserts an already-succeeded copy of a finished job with the same dedup key and owner,
