@@ -507,7 +507,32 @@ async fn a_fetch_longer_than_the_lease_happens_once() {
     s.stop().await;
 }
 
+/// Webhooks are delivered several at a time, a few per receiver, so receivers that hang delay
+/// only their own (issue 12, finding 3: one delivery loop, so four hanging callbacks held up
+/// a fifth job's webhook for the length of their timeouts).
+async fn a_hanging_receiver_delays_only_its_own_webhooks() {
+    let hanging = Origin::start(vec![]).await;
+    let good = Origin::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--fetch-allow", "127.0.0.1", "--fetch-timeout", "25s"];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    // Jobs that fail fast (their source is a 404) and call back a receiver that never
+    // answers within the timeout.
+    for _ in 0..4 {
+        let body = json!({ "url": hanging.url("/missing.jpg"), "callback_url": hanging.url("/slow") });
+        let job = submit_url(&c, &s, body).await;
+        wait_done(&c, &s.url, job["id"].as_str().unwrap(), None).await;
+    }
+    let body = json!({ "url": good.url("/missing.jpg"), "callback_url": good.url("/hook") });
+    let job = submit_url(&c, &s, body).await;
+    wait_done(&c, &s.url, job["id"].as_str().unwrap(), None).await;
+    wait_deliveries(&good, 1, Duration::from_secs(5)).await;
+    s.stop().await;
+}
+
 both_backends!(
+    a_hanging_receiver_delays_only_its_own_webhooks,
     a_fetch_longer_than_the_lease_happens_once,
     overlong_urls_are_refused_at_submission,
     an_allowed_url_is_fetched_and_thumbnailed,

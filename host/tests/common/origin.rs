@@ -47,7 +47,7 @@ impl Origin {
             .route("/img.jpg", get(img))
             .route("/redirect", get(redirect))
             .route("/huge", get(huge))
-            .route("/slow", get(slow))
+            .route("/slow", get(slow).post(slow))
             .route("/after-4s.jpg", get(after_4s))
             .route("/text", get(text))
             .route("/hook", post(hook))
