@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// How long a webhook delivery is retried before it is given up.
     #[arg(long, env = "EDGETHUMB_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
     pub webhook_retry_for: Duration,
+    /// Time one webhook delivery attempt may take; a receiver slower than this is retried
+    /// later, like one that fails.
+    #[arg(long, env = "EDGETHUMB_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -154,6 +158,7 @@ pub struct ServeConfig {
     /// Decoded webhook signing key.
     pub webhook_key: Option<Vec<u8>>,
     pub webhook_retry_for: Duration,
+    pub webhook_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -220,6 +225,7 @@ impl ServeArgs {
             retry_backoff: self.retry_backoff,
             webhook_key,
             webhook_retry_for: self.webhook_retry_for,
+            webhook_timeout: self.webhook_timeout,
         })
     }
 }

@@ -531,7 +531,43 @@ async fn a_hanging_receiver_delays_only_its_own_webhooks() {
     s.stop().await;
 }
 
+/// A webhook attempt has its own, short timeout (`--webhook-timeout`, 10 s by default), not the
+/// source fetch's: a receiver that does not answer is retried later like one that fails.
+async fn a_webhook_attempt_times_out_on_its_own_clock() {
+    let hanging = Origin::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--fetch-allow",
+        "127.0.0.1",
+        "--fetch-timeout",
+        "25s",
+        "--webhook-timeout",
+        "1s",
+    ];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let body = json!({ "url": hanging.url("/missing.jpg"), "callback_url": hanging.url("/slow") });
+    let id = submit_url(&c, &s, body).await["id"].as_str().unwrap().to_string();
+    wait_done(&c, &s.url, &id, None).await;
+    let started = Instant::now();
+    loop {
+        let job = get_json(&c, s.at(&format!("/v1/jobs/{id}"))).await;
+        if let Some(error) = job["webhook"]["last_error"].as_str() {
+            assert!(error.contains("1s"), "{job}");
+            assert_eq!(job["webhook"]["status"], "pending", "retried later: {job}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no attempt ended: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}
+
 both_backends!(
+    a_webhook_attempt_times_out_on_its_own_clock,
     a_hanging_receiver_delays_only_its_own_webhooks,
     a_fetch_longer_than_the_lease_happens_once,
     overlong_urls_are_refused_at_submission,

@@ -116,7 +116,13 @@ async fn attempt(jobs: &Jobs, delivery: &Delivery) -> DeliveryOutcome {
     if let Some(key) = &jobs.config.webhook_key {
         headers.push(("webhook-signature", sign(key, &delivery.id, timestamp, &body)));
     }
-    match jobs.config.fetch.post(&delivery.url, &body, &headers).await {
+    let timeout = jobs.config.webhook_timeout;
+    match jobs
+        .config
+        .fetch
+        .post(&delivery.url, &body, &headers, timeout)
+        .await
+    {
         Ok(status) if (200..300).contains(&status) => {
             tracing::info!(status, attempt = delivery.attempts + 1, "webhook delivered");
             DeliveryOutcome::Delivered

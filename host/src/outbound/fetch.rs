@@ -399,10 +399,15 @@ impl FetchPolicy {
         Ok(body)
     }
 
-    /// POSTs a body (a webhook delivery) under the same guard; redirects are not followed.
-    /// Returns the status code.
-    pub async fn post(&self, url: &str, body: &[u8], headers: &[(&str, String)]) -> Result<u16, FetchError> {
-        let total = self.total_timeout;
+    /// POSTs a body (a webhook delivery) under the same guard, within `total`; redirects are
+    /// not followed. Returns the status code.
+    pub async fn post(
+        &self,
+        url: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+        total: Duration,
+    ) -> Result<u16, FetchError> {
         let attempt = async {
             let url = check_url(url)?;
             let resp = self.send(Request::Post { body, headers }, &url).await?;
