@@ -970,6 +970,24 @@ async fn bad_queries_and_methods_get_problems_not_plain_text() {
     assert!(detail.contains("widht") && detail.contains("width"), "{p}");
     let resp = c.get(s.at("/v1/jobs?stauts=queued")).send().await.unwrap();
     expect_problem(resp, 400, "bad_request").await;
+    // Routes that take no query parameters refuse them too, by name.
+    let resp = c
+        .get(s.at(&format!("/v1/jobs/{id}/thumbnail?size=2")))
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(resp, 400, "bad_request").await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("size") && detail.contains("takes none"), "{p}");
+    let resp = c.get(s.at("/readyz?verbose=1")).send().await.unwrap();
+    expect_problem(resp, 400, "bad_request").await;
+    // Documented parameters still work.
+    let resp = c
+        .get(s.at("/v1/jobs?limit=1&status=queued"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     // A route that exists, with a method it does not take.
     let resp = c.put(s.at("/v1/jobs")).send().await.unwrap();
     let p = expect_problem(resp, 405, "method_not_allowed").await;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod input;
 pub mod jobs;
+pub mod params;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
@@ -52,6 +53,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Builds the whole router.
 pub fn router(state: AppState) -> axum::Router {
     let (routes, doc) = routes().split_for_parts();
+    let params = params::QueryParams::from_doc(&doc);
+    let routes = routes.route_layer(axum::middleware::from_fn(move |req, next| {
+        params::refuse_unknown(params.clone(), req, next)
+    }));
     axum::Router::new()
         .merge(routes)
         .merge(docs::router(doc))
