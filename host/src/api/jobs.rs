@@ -346,30 +346,15 @@ async fn run_and_wait(
     }
 }
 
-/// A flat light-grey image of the requested box, in the requested format; the error code is
-/// in `X-Edgethumb-Error` and the response is not cached. Encoded on a blocking thread: a
-/// large box is real work.
+/// A flat light-grey image of the requested box, in the requested format (see
+/// [`super::placeholder`]); the error code is in `X-Edgethumb-Error` and the response is not
+/// cached.
 async fn placeholder_response(options: JobOptions, code: Code) -> Response {
     let mime = options.format.mime_type();
-    let encoded = tokio::task::spawn_blocking(move || {
-        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
-            options.width,
-            options.height,
-            image::Rgb([0xd9, 0xd9, 0xd9]),
-        ));
-        let format = match options.format {
-            resizer_core::OutputFormat::Png => image::ImageFormat::Png,
-            resizer_core::OutputFormat::Jpeg => image::ImageFormat::Jpeg,
-            resizer_core::OutputFormat::Webp => image::ImageFormat::WebP,
-        };
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, format).map(|()| out.into_inner())
-    })
-    .await;
-    let data = match encoded {
-        Ok(Ok(done)) => done,
-        failed => {
-            tracing::error!(?failed, "encoding a placeholder failed");
+    let data = match super::placeholder::placeholder(&options).await {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::error!(%error, "encoding a placeholder failed");
             return ApiError::JobFailed {
                 code,
                 message: "the source failed".into(),

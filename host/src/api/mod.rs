@@ -15,6 +15,7 @@ pub mod health;
 pub mod input;
 pub mod jobs;
 pub mod params;
+pub mod placeholder;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
