@@ -126,8 +126,10 @@ fn canaries() -> Vec<Canary> {
     ]
 }
 
-/// Runs the canary set through `resizer`.
-pub fn canary(resizer: &Resizer) -> Result<CanaryReport, ValidationError> {
+/// Runs the canary set through `resizer`. Its outputs are checked by `prober`, the built-in
+/// component, in the sandbox too: the candidate is not trusted yet, so neither are the bytes it
+/// makes, and no host-side decoder reads them.
+pub fn canary(resizer: &Resizer, prober: &Resizer) -> Result<CanaryReport, ValidationError> {
     let fail = |reason: String| ValidationError {
         step: Step::Canary,
         reason,
@@ -156,9 +158,9 @@ pub fn canary(resizer: &Resizer) -> Result<CanaryReport, ValidationError> {
                 thumb.format.name()
             )));
         }
-        // Check the bytes, not only what the component says about them (header only: the
-        // component is not trusted yet).
-        let info = resizer_core::probe(&thumb.data)
+        // Check the bytes, not only what the component says about them.
+        let (info, _) = prober
+            .probe(&thumb.data)
             .map_err(|e| fail(format!("{}: its output is not an image: {e}", c.name)))?;
         let want = match c.options.format {
             OutputFormat::Png => ImageFormat::Png,
@@ -191,6 +193,10 @@ pub fn validate(sandbox: &Sandbox, wasm: &[u8]) -> Result<(Resizer, CanaryReport
         },
         reason: e.to_string(),
     })?;
-    let report = canary(&resizer)?;
+    let prober = sandbox.load_builtin().map_err(|e| ValidationError {
+        step: Step::Canary,
+        reason: format!("the built-in component, which checks the outputs, failed to load: {e}"),
+    })?;
+    let report = canary(&resizer, &prober)?;
     Ok((resizer, report))
 }
