@@ -52,6 +52,7 @@ impl App {
         let shutdown = CancellationToken::new();
         let state = AppState {
             tasks: Arc::new(Supervisor::new(shutdown.clone())),
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_uploads)),
             jobs: Jobs::new(store, components, Arc::new(config), shutdown),
         };
         Ok(App { listener, state })

@@ -63,6 +63,8 @@ codes! {
     JobRunning = "job_running",
     /// The body is over `--max-body-bytes`.
     PayloadTooLarge = "payload_too_large",
+    /// The request body did not arrive within `--body-timeout`.
+    BodyTimeout = "body_timeout",
     /// Not an image, or a format we do not decode (sniffed from the bytes).
     UnsupportedFormat = "unsupported_format",
     /// Options out of range.

@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// Largest request body in bytes (an upload, or the JSON around a base64 image).
     #[arg(long, env = "EDGETHUMB_MAX_BODY_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Request bodies (uploads, raw images, base64 JSON) read at once; more wait their turn,
+    /// so memory for bodies in flight stays bounded whatever the number of clients.
+    #[arg(long, env = "EDGETHUMB_MAX_UPLOADS", default_value_t = 8)]
+    pub max_uploads: usize,
+    /// Time a client has to send a whole request body once its turn has come.
+    #[arg(long, env = "EDGETHUMB_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
     /// Queued jobs beyond which submissions get 429.
     #[arg(long, env = "EDGETHUMB_MAX_QUEUE", default_value_t = 10_000)]
     pub max_queue: u64,
@@ -142,6 +149,8 @@ pub struct ServeConfig {
     pub database: Database,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub max_uploads: usize,
+    pub body_timeout: Duration,
     pub max_queue: u64,
     pub job_ttl: Duration,
     pub api_keys: Vec<String>,
@@ -169,6 +178,7 @@ impl ServeArgs {
             "--lease must be at least 1s"
         );
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
+        anyhow::ensure!(self.max_uploads > 0, "--max-uploads must be at least 1");
         let keys: Vec<String> = self
             .api_keys
             .into_iter()
@@ -201,6 +211,8 @@ impl ServeArgs {
             database: Database::parse(self.database.as_deref(), &self.data_dir, !self.no_notify)?,
             workers,
             max_body_bytes: self.max_body_bytes,
+            max_uploads: self.max_uploads,
+            body_timeout: self.body_timeout,
             max_queue: self.max_queue,
             job_ttl: self.job_ttl,
             api_keys: keys,

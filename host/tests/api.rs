@@ -783,6 +783,48 @@ async fn a_burst_of_submissions_never_overshoots_the_queue_limit() {
     s.stop().await;
 }
 
+/// At most `--max-uploads` bodies are read at once, and each must arrive within
+/// `--body-timeout`: a client that announces a body and trickles it loses its turn with a 408
+/// instead of holding it (and its memory) forever (issue 12, finding 8).
+async fn a_trickled_body_loses_its_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--workers", "0", "--max-uploads", "1", "--body-timeout", "1s"];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /v1/jobs HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n\x89PNG",
+    )
+    .await
+    .unwrap();
+    // A normal upload still goes through (after the slow one's turn, if it came first).
+    let resp = submit_raw(&c, &s, "/v1/jobs", small_png()).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let mut answer = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("body_timeout") {
+            let n = slow.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "closed without an answer: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the trickling client got no answer");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    s.stop().await;
+}
+
 /// A background task that dies (here one that panics, under the same supervisor as the
 /// workers, sweeper and webhooks) is logged and makes the host not ready.
 async fn a_background_task_that_dies_makes_the_host_not_ready() {
@@ -1009,6 +1051,7 @@ both_backends!(
     a_background_task_that_dies_makes_the_host_not_ready,
     replay_answers_429_when_the_queue_is_full,
     a_burst_of_submissions_never_overshoots_the_queue_limit,
+    a_trickled_body_loses_its_turn,
     the_corpus_over_http_never_gives_a_5xx,
     a_graceful_restart_loses_and_repeats_nothing,
     concurrent_submissions_never_find_the_database_locked,

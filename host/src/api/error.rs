@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("no such resource: {0}")]
     NoRoute(String),
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive within {0} s; send it faster, or in a smaller request")]
+    BodyTimeout(u64),
     /// 405: the route exists, but not for this method.
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
@@ -134,6 +137,7 @@ impl ApiError {
             ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
             ApiError::JobNotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady { .. } | ApiError::Running(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -160,6 +164,7 @@ impl ApiError {
             ApiError::JobNotFound(_) => Code::JobNotFound,
             ApiError::NoRoute(_) => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
+            ApiError::BodyTimeout(_) => Code::BodyTimeout,
             ApiError::NotReady { .. } => Code::NotReady,
             ApiError::Running(_) => Code::JobRunning,
             ApiError::TooLarge(_) => Code::PayloadTooLarge,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use super::input::{ApiQuery, OptionParams, Source, Submission, check_url_field, read_submission};
+use super::input::{ApiQuery, OptionParams, Source, Submission, check_url_field};
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
@@ -61,7 +61,7 @@ async fn submit(
     ApiQuery(query): ApiQuery<OptionParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = read_submission(req, query, state.jobs.config.max_body_bytes).await?;
+    let sub = state.read_submission(req, query).await?;
     let submitted = state.jobs.submit(sub.into_job(&owner, false)).await?;
     Ok(accepted(submitted.job))
 }
@@ -255,7 +255,7 @@ async fn submit_and_wait(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = read_submission(req, query, state.jobs.config.max_body_bytes).await?;
+    let sub = state.read_submission(req, query).await?;
     run_and_wait(&state, &owner, sub, &headers).await
 }
 

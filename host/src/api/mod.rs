@@ -41,6 +41,30 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     /// The background tasks, for readiness.
     pub tasks: Arc<Supervisor>,
+    /// Turns to read a request body (`--max-uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// Reads a submission's body in its turn, within `--body-timeout`: however many clients
+    /// send at once, at most `--max-uploads` bodies are in memory, and a client that trickles
+    /// its body gives up its turn when the time is out.
+    pub async fn read_submission(
+        &self,
+        req: Request,
+        query: input::OptionParams,
+    ) -> Result<input::Submission, ApiError> {
+        let config = &self.jobs.config;
+        let _turn = self
+            .uploads
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let read = input::read_submission(req, query, config.max_body_bytes);
+        tokio::time::timeout(config.body_timeout, read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout(config.body_timeout.as_secs()))?
+    }
 }
 
 /// Every documented route with its OpenAPI: the one list both come from.
