@@ -73,6 +73,8 @@ codes! {
     InvalidCallbackUrl = "invalid_callback_url",
     /// More than `--max-queue` jobs are waiting.
     QueueFull = "queue_full",
+    /// The submitter has `--max-pending-webhooks` webhooks waiting already.
+    TooManyWebhooks = "too_many_webhooks",
     /// Draining after SIGTERM.
     ShuttingDown = "shutting_down",
     /// The database (or blob storage) failed; the cause is in the log.

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// How long a webhook delivery is retried before it is given up.
     #[arg(long, env = "EDGETHUMB_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
     pub webhook_retry_for: Duration,
+    /// Webhooks one owner (API key) may have waiting; a submission with a `callback_url`
+    /// beyond it is refused, so one client cannot fill the delivery queue.
+    #[arg(long, env = "EDGETHUMB_MAX_PENDING_WEBHOOKS", default_value_t = 1000)]
+    pub max_pending_webhooks: u64,
     /// Time one webhook delivery attempt may take; a receiver slower than this is retried
     /// later, like one that fails.
     #[arg(long, env = "EDGETHUMB_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -168,6 +172,7 @@ pub struct ServeConfig {
     pub webhook_key: Option<Vec<u8>>,
     pub webhook_retry_for: Duration,
     pub webhook_timeout: Duration,
+    pub max_pending_webhooks: u64,
 }
 
 impl ServeArgs {
@@ -238,6 +243,7 @@ impl ServeArgs {
             webhook_key,
             webhook_retry_for: self.webhook_retry_for,
             webhook_timeout: self.webhook_timeout,
+            max_pending_webhooks: self.max_pending_webhooks,
         })
     }
 }

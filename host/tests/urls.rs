@@ -601,7 +601,34 @@ async fn large_placeholders_do_not_stall_the_api() {
     s.stop().await;
 }
 
+/// One owner's waiting webhooks are capped (`--max-pending-webhooks`), so a client cannot fill
+/// the delivery queue (issue 12, finding 3). Nothing here is ever fetched or called: no worker
+/// runs, and the jobs stay queued.
+async fn one_owner_cannot_pile_up_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--workers", "0", "--max-pending-webhooks", "2"];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let with_callback =
+        json!({ "url": "http://127.0.0.1:9/x.jpg", "callback_url": "http://127.0.0.1:9/hook" });
+    for _ in 0..2 {
+        submit_url(&c, &s, with_callback.clone()).await;
+    }
+    let resp = c
+        .post(s.at("/v1/jobs"))
+        .json(&with_callback)
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(resp, 429, "too_many_webhooks").await;
+    assert!(p["detail"].as_str().unwrap().contains('2'), "{p}");
+    // Without a callback the same client is still served.
+    submit_url(&c, &s, json!({ "url": "http://127.0.0.1:9/x.jpg" })).await;
+    s.stop().await;
+}
+
 both_backends!(
+    one_owner_cannot_pile_up_webhooks,
     large_placeholders_do_not_stall_the_api,
     a_webhook_attempt_times_out_on_its_own_clock,
     a_hanging_receiver_delays_only_its_own_webhooks,

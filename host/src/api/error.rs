@@ -78,6 +78,9 @@ pub enum ApiError {
     /// 429: the queue is full.
     #[error("the queue is full ({0} jobs waiting); retry later")]
     QueueFull(u64),
+    /// 429: this submitter's webhooks are backed up.
+    #[error("{0} webhooks of yours are waiting to be delivered; retry when some have gone out")]
+    TooManyWebhooks(u64),
     /// 503: the server is shutting down.
     #[error("the server is shutting down; retry on another instance or shortly")]
     ShuttingDown,
@@ -147,7 +150,7 @@ impl ApiError {
                 ..
             } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QueueFull(_) | ApiError::TooManyWebhooks(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -180,6 +183,7 @@ impl ApiError {
             } => Code::InvalidCallbackUrl,
             ApiError::JobFailed { code, .. } => *code,
             ApiError::QueueFull(_) => Code::QueueFull,
+            ApiError::TooManyWebhooks(_) => Code::TooManyWebhooks,
             ApiError::ShuttingDown => Code::ShuttingDown,
             ApiError::Store(_) => Code::StoreUnavailable,
             ApiError::Timeout { .. } => Code::Timeout,
@@ -225,6 +229,7 @@ impl From<JobsError> for ApiError {
         match e {
             JobsError::NotFound(id) => ApiError::JobNotFound(id.to_string()),
             JobsError::QueueFull(n) => ApiError::QueueFull(n),
+            JobsError::TooManyWebhooks(n) => ApiError::TooManyWebhooks(n),
             JobsError::ShuttingDown => ApiError::ShuttingDown,
             JobsError::Component(e) => e.into(),
             JobsError::Store(e) => ApiError::Store(e),
@@ -257,7 +262,7 @@ impl IntoResponse for ApiError {
         );
         let retry_after = match &self {
             ApiError::NotReady { retry_after, .. } => *retry_after,
-            ApiError::QueueFull(_) => Some(5),
+            ApiError::QueueFull(_) | ApiError::TooManyWebhooks(_) => Some(5),
             ApiError::ShuttingDown | ApiError::Store(_) => Some(2),
             _ => None,
         };

@@ -39,6 +39,8 @@ pub enum JobsError {
     NotFound(Uuid),
     #[error("the queue is full ({0} jobs waiting); retry later")]
     QueueFull(u64),
+    #[error("{0} webhooks of yours are waiting to be delivered; retry when some have gone out")]
+    TooManyWebhooks(u64),
     #[error("the server is shutting down; retry on another instance or shortly")]
     ShuttingDown,
     #[error(transparent)]

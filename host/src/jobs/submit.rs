@@ -70,6 +70,13 @@ impl Jobs {
         if let Some(digest) = &component {
             self.components.record(digest).await?;
         }
+        // Dedup hits create deliveries at almost no cost, so the cap comes before them.
+        if callback_url.is_some() {
+            let pending = self.store.pending_webhooks(owner.as_deref()).await?;
+            if pending >= self.config.max_pending_webhooks {
+                return Err(JobsError::TooManyWebhooks(pending));
+            }
+        }
         let source = match source {
             Source::Upload(bytes) => {
                 let hash = super::hash(&bytes).await;

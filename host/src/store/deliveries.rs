@@ -68,6 +68,21 @@ impl Store {
     }
 
     /// Takes a due delivery, leasing it for `lease`.
+    /// Webhooks an owner has waiting: deliveries not yet made, and jobs with a callback that
+    /// have not finished (their delivery is queued when they do).
+    pub async fn pending_webhooks(&self, owner: Option<&str>) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM deliveries d JOIN jobs j ON j.id = d.job_id
+                     WHERE j.owner = $1 AND d.status = 'pending')
+                  + (SELECT COUNT(*) FROM jobs
+                     WHERE owner = $1 AND callback_url IS NOT NULL AND status IN ('queued', 'running'))",
+        )
+        .bind(owner.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
     pub async fn claim_delivery(&self, lease: Duration) -> Result<Option<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
