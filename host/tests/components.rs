@@ -412,6 +412,18 @@ async fn hosts_sharing_a_database_follow_an_activation() {
     b.stop().await;
 }
 
+/// Waits (20 s at most) until `digest` is the active component of `s`.
+async fn wait_active(s: &TestServer, digest: &str) {
+    let started = Instant::now();
+    while s.state.jobs.components.active().digest() != digest {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{digest} was not activated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn a_component_dropped_in_the_watched_directory_is_activated_if_valid() {
     let dir = tempfile::tempdir().unwrap();
     let drop_dir = dir.path().join("components");
@@ -427,14 +439,7 @@ async fn a_component_dropped_in_the_watched_directory_is_activated_if_valid() {
     let digest = edgethumb::sandbox::sha256_hex(&good);
     std::fs::write(drop_dir.join("good.wasm.tmp"), &good).unwrap();
     std::fs::rename(drop_dir.join("good.wasm.tmp"), drop_dir.join("good.wasm")).unwrap();
-    let started = Instant::now();
-    while s.state.jobs.components.active().digest() != digest {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the dropped component was not activated"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_active(&s, &digest).await;
     let mut known: Vec<String> = s
         .state
         .jobs
@@ -503,24 +508,11 @@ async fn a_rolled_back_directory_component_stays_rolled_back_after_a_restart() {
         TOKEN,
     ];
     let c = client();
-    let wait_active = |s: &TestServer, digest: String| {
-        let components = s.state.jobs.components.clone();
-        async move {
-            let started = Instant::now();
-            while components.active().digest() != digest {
-                assert!(
-                    started.elapsed() < Duration::from_secs(20),
-                    "{digest} was not activated"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
     let first = variant("first");
     let first_digest = edgethumb::sandbox::sha256_hex(&first);
     std::fs::write(drop_dir.join("first.wasm"), &first).unwrap();
     let s = TestServer::start(dir.path(), &args).await;
-    wait_active(&s, first_digest.clone()).await;
+    wait_active(&s, &first_digest).await;
     let resp = c
         .post(s.at("/v1/admin/components/rollback"))
         .bearer_auth(TOKEN)
@@ -543,7 +535,7 @@ async fn a_rolled_back_directory_component_stays_rolled_back_after_a_restart() {
     let second = variant("second");
     let second_digest = edgethumb::sandbox::sha256_hex(&second);
     std::fs::write(drop_dir.join("second.wasm"), &second).unwrap();
-    wait_active(&s, second_digest.clone()).await;
+    wait_active(&s, &second_digest).await;
     let known: Vec<String> = s
         .state
         .jobs

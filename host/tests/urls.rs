@@ -507,6 +507,15 @@ async fn a_fetch_longer_than_the_lease_happens_once() {
     s.stop().await;
 }
 
+/// Submits a job that fails fast (its source is a 404 on `origin`) and calls back `origin` at
+/// `path`; returns its id once it has finished.
+async fn failed_job_calling_back(c: &reqwest::Client, s: &TestServer, origin: &Origin, path: &str) -> String {
+    let body = json!({ "url": origin.url("/missing.jpg"), "callback_url": origin.url(path) });
+    let id = submit_url(c, s, body).await["id"].as_str().unwrap().to_string();
+    wait_done(c, &s.url, &id, None).await;
+    id
+}
+
 /// Webhooks are delivered several at a time, a few per receiver, so receivers that hang delay
 /// only their own (issue 12, finding 3: one delivery loop, so four hanging callbacks held up
 /// a fifth job's webhook for the length of their timeouts).
@@ -517,16 +526,11 @@ async fn a_hanging_receiver_delays_only_its_own_webhooks() {
     let args = ["--fetch-allow", "127.0.0.1", "--fetch-timeout", "25s"];
     let s = TestServer::start(dir.path(), &args).await;
     let c = client();
-    // Jobs that fail fast (their source is a 404) and call back a receiver that never
-    // answers within the timeout.
+    // Four calling back a receiver that never answers within the timeout.
     for _ in 0..4 {
-        let body = json!({ "url": hanging.url("/missing.jpg"), "callback_url": hanging.url("/slow") });
-        let job = submit_url(&c, &s, body).await;
-        wait_done(&c, &s.url, job["id"].as_str().unwrap(), None).await;
+        failed_job_calling_back(&c, &s, &hanging, "/slow").await;
     }
-    let body = json!({ "url": good.url("/missing.jpg"), "callback_url": good.url("/hook") });
-    let job = submit_url(&c, &s, body).await;
-    wait_done(&c, &s.url, job["id"].as_str().unwrap(), None).await;
+    failed_job_calling_back(&c, &s, &good, "/hook").await;
     wait_deliveries(&good, 1, Duration::from_secs(5)).await;
     s.stop().await;
 }
@@ -546,9 +550,7 @@ async fn a_webhook_attempt_times_out_on_its_own_clock() {
     ];
     let s = TestServer::start(dir.path(), &args).await;
     let c = client();
-    let body = json!({ "url": hanging.url("/missing.jpg"), "callback_url": hanging.url("/slow") });
-    let id = submit_url(&c, &s, body).await["id"].as_str().unwrap().to_string();
-    wait_done(&c, &s.url, &id, None).await;
+    let id = failed_job_calling_back(&c, &s, &hanging, "/slow").await;
     let started = Instant::now();
     loop {
         let job = get_json(&c, s.at(&format!("/v1/jobs/{id}"))).await;

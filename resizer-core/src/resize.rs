@@ -85,14 +85,10 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
 /// Averages `kx` x `ky` blocks, or `None` for pixel types it does not handle (floating point:
 /// the Lanczos3 pass alone then does the whole reduction).
 fn reduce(img: &DynamicImage, kx: u32, ky: u32) -> Option<DynamicImage> {
-    if matches!(img, DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_)) {
-        return reduce_opaque(img, kx, ky);
-    }
     use DynamicImage as D;
     Some(match img {
-        D::ImageLuma8(i) => D::ImageLuma8(reduce_buffer(i, kx, ky)),
+        D::ImageLuma8(_) | D::ImageRgb8(_) => return reduce_opaque(img, kx, ky),
         D::ImageLumaA8(i) => D::ImageLumaA8(reduce_buffer(i, kx, ky)),
-        D::ImageRgb8(i) => D::ImageRgb8(reduce_buffer(i, kx, ky)),
         D::ImageRgba8(i) => D::ImageRgba8(reduce_buffer(i, kx, ky)),
         D::ImageLuma16(i) => D::ImageLuma16(reduce_buffer(i, kx, ky)),
         D::ImageLumaA16(i) => D::ImageLumaA16(reduce_buffer(i, kx, ky)),
