@@ -9,7 +9,7 @@ use clap::Args;
 
 use anyhow::Context;
 
-use crate::sandbox::{Resizer, Sandbox, SandboxConfig, default_memory_for};
+use crate::sandbox::{Resizer, Sandbox, SandboxConfig, default_budget, default_memory_for};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -86,6 +86,16 @@ pub struct ServeArgs {
         value_name = "HOST_OR_CIDR"
     )]
     pub fetch_allow: Vec<String>,
+    /// Contact only these hosts (names, matched by name without a lookup), IP addresses or
+    /// CIDRs, for image URLs and callbacks alike; anything else is refused before any DNS
+    /// lookup [default: any public host].
+    #[arg(
+        long = "fetch-sources",
+        env = "EDGETHUMB_FETCH_SOURCES",
+        value_delimiter = ',',
+        value_name = "HOST_OR_CIDR"
+    )]
+    pub fetch_sources: Vec<String>,
     /// Connect timeout for image URLs and callbacks.
     #[arg(long, env = "EDGETHUMB_FETCH_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub fetch_connect_timeout: Duration,
@@ -175,6 +185,14 @@ pub struct ServeConfig {
     pub max_pending_webhooks: u64,
 }
 
+/// Parses a flag's list of host names, addresses and CIDRs.
+fn rules(list: &[String], flag: &str) -> anyhow::Result<Vec<crate::outbound::AllowRule>> {
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| crate::outbound::AllowRule::parse(s).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+        .collect()
+}
+
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ServeConfig> {
         anyhow::ensure!(self.max_attempts >= 1, "--max-attempts must be at least 1");
@@ -190,12 +208,8 @@ impl ServeArgs {
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty())
             .collect();
-        let allow = self
-            .fetch_allow
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| crate::outbound::AllowRule::parse(s).map_err(|e| anyhow::anyhow!("--fetch-allow: {e}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let allow = rules(&self.fetch_allow, "--fetch-allow")?;
+        let sources = rules(&self.fetch_sources, "--fetch-sources")?;
         let webhook_key = self
             .webhook_secret
             .as_deref()
@@ -234,6 +248,7 @@ impl ServeArgs {
             component_sync: self.component_sync.max(Duration::from_millis(100)),
             fetch: crate::outbound::FetchPolicy {
                 allow,
+                sources,
                 connect_timeout: self.fetch_connect_timeout,
                 total_timeout: self.fetch_timeout,
                 max_bytes: self.fetch_max_bytes.unwrap_or(self.max_body_bytes as u64),
@@ -260,7 +275,12 @@ pub struct SandboxArgs {
     /// Linear memory one sandboxed call may use, in bytes [default: sized to --max-pixels].
     #[arg(long, env = "EDGETHUMB_MAX_MEMORY", value_name = "BYTES")]
     pub max_memory: Option<u64>,
-    /// Wall time one sandboxed call may run (e.g. 10s, 500ms).
+    /// Guest memory all sandboxed calls together may hold, in bytes; each call reserves its
+    /// --max-memory before it starts and waits while the budget is used up [default: half of
+    /// the machine's memory (cgroup limit or RAM) above 1 GiB, at least one call's].
+    #[arg(long, env = "EDGETHUMB_MEMORY_BUDGET", value_name = "BYTES")]
+    pub memory_budget: Option<u64>,
+    /// Wall time one sandboxed call may run, waits inside WASI included (e.g. 10s, 500ms).
     #[arg(long, env = "EDGETHUMB_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
     /// Directory for compiled components [default: the user's cache dir, edgethumb/compiled].
@@ -280,13 +300,17 @@ impl SandboxArgs {
                 .clone()
                 .or_else(|| dirs::cache_dir().map(|d| d.join("edgethumb").join("compiled")))
         };
+        let max_memory_bytes = self
+            .max_memory
+            .unwrap_or_else(|| default_memory_for(self.max_pixels));
         SandboxConfig {
             max_pixels: self.max_pixels,
-            max_memory_bytes: self
-                .max_memory
-                .unwrap_or_else(|| default_memory_for(self.max_pixels)),
+            max_memory_bytes,
             deadline: self.deadline,
             cache_dir,
+            memory_budget: self
+                .memory_budget
+                .unwrap_or_else(|| default_budget(max_memory_bytes)),
             ..SandboxConfig::default()
         }
     }

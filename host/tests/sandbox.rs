@@ -33,6 +33,33 @@ fn endless_loop_hits_the_deadline_and_the_host_carries_on() {
     assert_next_call_works(&sandbox.load_builtin().unwrap());
 }
 
+/// Finding 6 of issue 12: a wait inside WASI ran 20 s under a 2 s deadline, then counted as a
+/// crash.
+#[test]
+fn waiting_in_wasi_ends_at_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let sandbox = sandbox_with(deadline, 64 << 20);
+    for body in [WAIT_IN_WASI, POLL_IN_WASI] {
+        let hostile = sandbox
+            .load(&hostile_component_importing(WASI_WAIT_IMPORTS, body))
+            .unwrap();
+        let started = Instant::now();
+        let err = hostile.thumbnail(&small_png(), &Options::default()).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(err, SandboxError::Deadline(d) if d == deadline),
+            "{body}: got {err:?}"
+        );
+        assert!(
+            took < deadline * 5,
+            "{body}: ended after {took:?} for a {deadline:?} deadline"
+        );
+        let err = hostile.probe(&small_png()).unwrap_err();
+        assert_eq!(err.code().as_str(), "deadline_exceeded", "{body}: probe");
+    }
+    assert_next_call_works(&sandbox.load_builtin().unwrap());
+}
+
 #[test]
 fn memory_growth_past_the_cap_is_a_memory_error() {
     let cap = 32 << 20;
@@ -90,6 +117,30 @@ fn png_bomb() -> Vec<u8> {
     stream.finish().unwrap();
     writer.finish().unwrap();
     out
+}
+
+/// What the fuzzers found (resizer-core/tests/fuzz-regressions) through the real component:
+/// a thumbnail or a typed image error, never a crash or a deadline.
+#[test]
+fn fuzz_findings_are_typed_results_in_the_sandbox() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../resizer-core/tests/fuzz-regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        match builtin().thumbnail(&data, &Options::default()) {
+            Ok((thumb, _)) => assert!(thumb.width <= 100 && thumb.height <= 100),
+            Err(SandboxError::Image(_)) => {}
+            Err(other) => panic!("{}: {other:?}", path.display()),
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no fuzz findings in {}", dir.display());
+    assert_next_call_works(builtin());
 }
 
 #[test]
@@ -423,6 +474,62 @@ fn an_image_at_the_pixel_limit_fits_in_the_default_memory_cap() {
         cap >> 20,
         stats.total
     );
+}
+
+/// Finding 5 of issue 12: workers could together hold more memory than the host has. With a
+/// budget of one call's cap, a second call waits for the first, whatever the pool allows.
+#[test]
+fn calls_wait_for_the_memory_budget() {
+    let cap = 64 << 20;
+    let sandbox = edgethumb::sandbox::Sandbox::new(edgethumb::sandbox::SandboxConfig {
+        deadline: Duration::from_millis(500),
+        max_memory_bytes: cap,
+        memory_budget: cap,
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(sandbox.memory_budget(), cap);
+    let hostile = sandbox.load(&hostile_component(LOOP_FOREVER)).unwrap();
+    let honest = sandbox.load_builtin().unwrap();
+    let deadline = sandbox.config().deadline;
+    std::thread::scope(|s| {
+        let spawned = Instant::now();
+        let looping = s.spawn(|| hostile.thumbnail(&small_png(), &Options::default()).unwrap_err());
+        let until = Instant::now() + Duration::from_secs(10);
+        while sandbox.memory_in_use() < cap {
+            assert!(
+                Instant::now() < until,
+                "the looping call never reserved its memory"
+            );
+            std::thread::yield_now();
+        }
+        // The looping call started after `spawned` and runs its whole deadline, so the
+        // honest one, admitted only after it, cannot finish sooner than this.
+        let started = Instant::now();
+        let (thumb, _) = honest.thumbnail(&small_png(), &Options::default()).unwrap();
+        let waited = started.elapsed();
+        let head_start = started - spawned;
+        assert!(
+            waited + head_start >= deadline,
+            "the second call took {waited:?}, {head_start:?} after the first began: it ran beside it"
+        );
+        assert!(thumb.width > 0);
+        let err = looping.join().unwrap();
+        assert!(matches!(err, SandboxError::Deadline(_)), "got {err:?}");
+    });
+    assert_eq!(sandbox.memory_in_use(), 0);
+}
+
+#[test]
+fn a_budget_smaller_than_one_call_is_refused() {
+    let err = edgethumb::sandbox::Sandbox::new(edgethumb::sandbox::SandboxConfig {
+        max_memory_bytes: 64 << 20,
+        memory_budget: 32 << 20,
+        ..config()
+    })
+    .err()
+    .expect("a budget below the cap must be refused");
+    assert!(err.to_string().contains("--memory-budget"), "{err}");
 }
 
 #[test]

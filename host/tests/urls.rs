@@ -72,6 +72,26 @@ async fn an_allowed_url_is_fetched_and_thumbnailed() {
     s.stop().await;
 }
 
+/// `--fetch-sources` contacts only the listed hosts: a name not on the list is refused without
+/// a lookup or a connection, even one that would resolve to an allowed address.
+async fn only_listed_sources_are_contacted() {
+    let origin = Origin::start(photo("astronaut-1mp.jpg")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--fetch-allow", "127.0.0.1", "--fetch-sources", "127.0.0.1"];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let by_name = origin.url("/img.jpg").replace("127.0.0.1", "localhost");
+    let job = url_job(&c, &s, &by_name).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "source_refused", "{job}");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--fetch-sources"), "{message}");
+    assert_eq!(origin.hits(), 0, "a host not among the sources was contacted");
+    let job = url_job(&c, &s, &origin.url("/img.jpg")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    s.stop().await;
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -630,6 +650,7 @@ async fn one_owner_cannot_pile_up_webhooks() {
 }
 
 both_backends!(
+    only_listed_sources_are_contacted,
     one_owner_cannot_pile_up_webhooks,
     large_placeholders_do_not_stall_the_api,
     a_webhook_attempt_times_out_on_its_own_clock,

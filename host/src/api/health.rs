@@ -54,6 +54,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "database": if database_ok { "ok" } else { "unreachable" },
             "component": state.jobs.components.active().digest(),
             "workers": workers,
+            "memory_budget_bytes": state.jobs.components.sandbox().memory_budget(),
+            "memory_in_use_bytes": state.jobs.components.sandbox().memory_in_use(),
             "failed_tasks": failed_tasks,
             "shutting_down": state.jobs.shutdown.is_cancelled(),
         })),

@@ -91,6 +91,9 @@ impl AllowRule {
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
     pub allow: Vec<AllowRule>,
+    /// When not empty, the only hosts contacted: a host name by name (never resolved unless
+    /// listed), an IP address or network for URLs that give an address.
+    pub sources: Vec<AllowRule>,
     pub connect_timeout: Duration,
     /// For the whole fetch: redirects, headers and body.
     pub total_timeout: Duration,
@@ -102,6 +105,7 @@ impl Default for FetchPolicy {
     fn default() -> Self {
         FetchPolicy {
             allow: Vec::new(),
+            sources: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(30),
             max_bytes: 25 * 1024 * 1024,
@@ -260,8 +264,30 @@ impl FetchPolicy {
         self.allow.iter().any(|r| r.allows_ip(ip))
     }
 
+    /// Whether `--fetch-sources` lets this host be contacted at all (before any lookup).
+    fn is_source(&self, host: &url::Host<&str>) -> bool {
+        if self.sources.is_empty() {
+            return true;
+        }
+        self.sources.iter().any(|r| match (r, host) {
+            (AllowRule::Host(h), url::Host::Domain(name)) => {
+                *h == name.trim_end_matches('.').to_ascii_lowercase()
+            }
+            (AllowRule::Net { .. }, url::Host::Ipv4(ip)) => r.allows_ip(IpAddr::V4(*ip)),
+            (AllowRule::Net { .. }, url::Host::Ipv6(ip)) => r.allows_ip(IpAddr::V6(*ip)),
+            _ => false,
+        })
+    }
+
     /// Resolves the URL's host and checks every address; returns the addresses to connect to.
     pub async fn resolve(&self, url: &Url) -> Result<Vec<SocketAddr>, FetchError> {
+        if let Some(host) = url.host()
+            && !self.is_source(&host)
+        {
+            return Err(FetchError::Refused(format!(
+                "{host} is not one of the hosts this server fetches from (--fetch-sources)"
+            )));
+        }
         let port = url.port_or_known_default().unwrap_or(80);
         let (addrs, by_name) = match url.host() {
             Some(url::Host::Ipv4(ip)) => (vec![SocketAddr::new(ip.into(), port)], None),

@@ -4,4 +4,4 @@
 pub mod fetch;
 pub mod signing;
 
-pub use fetch::{AllowRule, FetchError, FetchPolicy, check_url};
+pub use fetch::{AllowRule, FetchError, FetchPolicy, MAX_URL_BYTES, check_url};

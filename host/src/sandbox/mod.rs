@@ -5,7 +5,8 @@
 //! compiles it once (through the on-disk [`cache`]) and pre-instantiates it into a [`Resizer`].
 //! Every call on a [`Resizer`] gets a fresh `Store` and instance with:
 //! - a memory cap, enforced by a `ResourceLimiter` that also records the peak;
-//! - a CPU deadline, enforced by epoch interruption (a ticker thread bumps the epoch);
+//! - a deadline, enforced by epoch interruption (a ticker thread bumps the epoch) in wasm code
+//!   and by a timeout on the WASI calls that can wait ([`waits`]);
 //! - a WASI context that grants nothing: no preopened directories, no sockets, no environment,
 //!   no arguments, stdin closed; stdout is discarded and stderr (where a guest panic writes) is
 //!   captured into the trace.
@@ -14,9 +15,11 @@
 //! the store is dropped and nothing of it outlives the call.
 
 mod bindings;
+mod budget;
 mod cache;
 pub mod registry;
 pub mod validate;
+mod waits;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +32,10 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub use budget::default_budget;
+
 use bindings::{ThumbnailerPre, error_from_wit, info_from_wit, options_to_wit, thumbnail_from_wit};
+use budget::CallGate;
 use cache::CompileCache;
 
 use crate::codes::Code;
@@ -78,6 +84,8 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
     /// Calls that may run at once (the pooling allocator's slots); more wait for a slot.
     pub max_concurrent_calls: u32,
+    /// Guest memory all calls together may reserve; each reserves `max_memory_bytes`.
+    pub memory_budget: u64,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +96,7 @@ impl Default for SandboxConfig {
             deadline: Duration::from_secs(10),
             cache_dir: None,
             max_concurrent_calls: DEFAULT_CONCURRENT_CALLS,
+            memory_budget: default_budget(default_memory_for(resizer_core::DEFAULT_MAX_PIXELS)),
         }
     }
 }
@@ -164,14 +173,21 @@ pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     cache: CompileCache,
-    /// One per pool slot: a call holds one while its instance lives.
-    slots: Arc<CallSlots>,
+    /// Pool slots and the memory budget: a call holds both while its instance lives.
+    gate: Arc<CallGate>,
     config: Arc<SandboxConfig>,
     _ticker: Arc<EpochTicker>,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        if config.memory_budget < config.max_memory_bytes {
+            return Err(SandboxError::Engine(format!(
+                "the memory budget ({} bytes) is smaller than one call's memory cap ({} bytes); \
+                 raise --memory-budget or lower --max-memory",
+                config.memory_budget, config.max_memory_bytes
+            )));
+        }
         let mut cfg = Config::new();
         // Epochs cost ~10% of guest speed, fuel ~20%; a deadline needs no finer accounting.
         cfg.epoch_interruption(true);
@@ -202,6 +218,7 @@ impl Sandbox {
         // std for wasm32-wasip2 imports WASI even for pure computation; the context grants
         // nothing, so linking it gives the guest no capability.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| waits::bound_waits(&mut linker))
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.clone());
         let ticker = EpochTicker::start(engine.clone());
@@ -209,7 +226,7 @@ impl Sandbox {
             engine,
             linker: Arc::new(linker),
             cache,
-            slots: Arc::new(CallSlots::new(slots as usize)),
+            gate: Arc::new(CallGate::new(slots as usize, config.memory_budget)),
             config: Arc::new(config),
             _ticker: Arc::new(ticker),
         })
@@ -217,6 +234,16 @@ impl Sandbox {
 
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    /// Guest memory reserved by the calls running now, in bytes.
+    pub fn memory_in_use(&self) -> u64 {
+        self.gate.in_use()
+    }
+
+    /// The host-wide guest memory budget, in bytes.
+    pub fn memory_budget(&self) -> u64 {
+        self.gate.budget()
     }
 
     /// Loads the component embedded in this binary.
@@ -325,9 +352,11 @@ impl Resizer {
         let config = &sandbox.config;
         // Waiting here, rather than failing in the pool, keeps a burst of calls (canaries
         // during a busy moment, say) from turning into failed jobs.
-        let _slot = sandbox.slots.acquire();
+        let _admission = sandbox.gate.admit(config.max_memory_bytes);
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let started = Instant::now();
         let state = GuestState {
+            deadline: started + config.deadline,
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
             limiter: Limiter {
@@ -340,7 +369,6 @@ impl Resizer {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(config.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1);
 
-        let started = Instant::now();
         let instance = self.inner.pre.instantiate(&mut store);
         let instantiate = started.elapsed();
         let result = instance.and_then(|i| f(&mut store, i.edgethumb_resizer_resizer()));
@@ -356,7 +384,9 @@ impl Resizer {
         match result {
             Ok(r) => Ok((r, stats)),
             Err(e) => {
-                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+                    || e.is::<waits::WaitedPastDeadline>()
+                {
                     SandboxError::Deadline(config.deadline)
                 } else if store.data().limiter.refused {
                     SandboxError::MemoryLimit {
@@ -374,6 +404,8 @@ impl Resizer {
 
 /// What one store holds: the empty WASI context and the memory accounting.
 struct GuestState {
+    /// When the call must end, waits in WASI included.
+    deadline: Instant,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
@@ -418,39 +450,6 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
-    }
-}
-
-/// A counting semaphore for blocking callers: sandbox calls run on blocking threads.
-struct CallSlots {
-    free: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-struct CallSlot<'a>(&'a CallSlots);
-
-impl CallSlots {
-    fn new(n: usize) -> Self {
-        CallSlots {
-            free: std::sync::Mutex::new(n),
-            freed: std::sync::Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> CallSlot<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        CallSlot(self)
-    }
-}
-
-impl Drop for CallSlot<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
     }
 }
 

@@ -61,6 +61,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Registry {
+    /// The sandbox every component here runs in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
     /// Registers the built-in component (and `initial`, from `--component`, validated and
     /// activated), activates the built-in one if nothing ever was, and loads the active one.
     pub async fn open(

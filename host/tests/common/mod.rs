@@ -88,8 +88,15 @@ pub fn sandbox_with(deadline: Duration, max_memory_bytes: u64) -> Sandbox {
 /// (WAT instructions; the function then traps if `body` falls through). Built from a core
 /// module written in WAT plus the real WIT, so its exports type-check like the real thing.
 pub fn hostile_component(body: &str) -> Vec<u8> {
+    hostile_component_importing("", body)
+}
+
+/// [`hostile_component`] whose core module also has `imports` (WAT import fields of the WASI
+/// functions declared in [`HOSTILE_WASI_WIT`]).
+pub fn hostile_component_importing(imports: &str, body: &str) -> Vec<u8> {
     let wat = format!(
         r#"(module
+          {imports}
           (memory (export "memory") 1)
           (global $heap (mut i32) (i32.const 1024))
           ;; A bump allocator: enough for the host to copy arguments in.
@@ -115,10 +122,14 @@ pub fn hostile_component(body: &str) -> Vec<u8> {
     );
     let mut module = wat::parse_str(&wat).expect("hostile WAT parses");
     let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
+    resolve
         .push_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wit"))
         .unwrap();
-    let world = resolve.select_world(&[pkg], Some("thumbnailer")).unwrap();
+    for (i, wit) in HOSTILE_WASI_WIT.iter().enumerate() {
+        resolve.push_str(format!("hostile{i}.wit"), wit).unwrap();
+    }
+    let pkg = resolve.push_str("hostile.wit", HOSTILE_WORLD).unwrap();
+    let world = resolve.select_world(&[pkg], Some("hostile")).unwrap();
     wit_component::embed_component_metadata(
         &mut module,
         &resolve,
@@ -133,6 +144,35 @@ pub fn hostile_component(body: &str) -> Vec<u8> {
         .encode()
         .expect("hostile component encodes")
 }
+
+/// The parts of WASI a hostile component may import, as the real packages declare them.
+const HOSTILE_WASI_WIT: [&str; 2] = [
+    "package wasi:io@0.2.0;
+     interface poll { resource pollable { block: func(); } poll: func(in: list<borrow<pollable>>) -> list<u32>; }",
+    "package wasi:clocks@0.2.0;
+     interface monotonic-clock {
+         use wasi:io/poll@0.2.0.{pollable};
+         subscribe-duration: func(when: u64) -> pollable;
+     }",
+];
+/// The resizer world plus those imports (a component imports only what its module uses).
+const HOSTILE_WORLD: &str = "package test:hostile;
+world hostile {
+    import wasi:clocks/monotonic-clock@0.2.0;
+    import wasi:io/poll@0.2.0;
+    export edgethumb:resizer/resizer@1.0.0;
+}";
+
+/// Imports for [`WAIT_IN_WASI`] and [`POLL_IN_WASI`].
+pub const WASI_WAIT_IMPORTS: &str = r#"
+    (import "wasi:clocks/monotonic-clock@0.2.0" "subscribe-duration" (func $subscribe (param i64) (result i32)))
+    (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+    (import "wasi:io/poll@0.2.0" "poll" (func $poll (param i32 i32 i32)))"#;
+/// Subscribes to a 30 s timer and blocks on it: a wait the epoch never sees.
+pub const WAIT_IN_WASI: &str = "(call $block (call $subscribe (i64.const 30000000000)))";
+/// The same wait through `poll` with a one-element list at address 16 (results at 32).
+pub const POLL_IN_WASI: &str = "(i32.store (i32.const 16) (call $subscribe (i64.const 30000000000)))
+    (call $poll (i32.const 16) (i32.const 1) (i32.const 32))";
 
 /// Loops forever.
 pub const LOOP_FOREVER: &str = "(loop $l (br $l))";
