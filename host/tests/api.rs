@@ -351,7 +351,24 @@ async fn every_error_status_has_a_problem_body() {
         "bad_request",
     )
     .await;
-    expect_problem(submit_raw(&c, &s, "/v1/jobs", vec![]).await, 400, "bad_request").await;
+    // An empty body is well-formed, just not an image.
+    let p = expect_problem(
+        submit_raw(&c, &s, "/v1/jobs", vec![]).await,
+        415,
+        "unsupported_format",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("no image data"), "{p}");
+    // Two sources at once: readable, but contradictory.
+    let both = r#"{"image_base64": "AAAA", "url": "http://127.0.0.1:9/x.png"}"#;
+    let resp = c
+        .post(s.at("/v1/jobs"))
+        .header("content-type", "application/json")
+        .body(both)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(resp, 422, "invalid_options").await;
     // 413: over the limit, as a raw body, as multipart and as JSON.
     let big = vec![0x89u8; 300_000];
     expect_problem(
@@ -661,7 +678,18 @@ async fn api_keys_separate_clients() {
 
 async fn health_readiness_and_docs() {
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path(), &["--workers", "2"]).await;
+    let s = TestServer::start(
+        dir.path(),
+        &[
+            "--workers",
+            "2",
+            "--max-memory",
+            "67108864",
+            "--memory-budget",
+            "201326592",
+        ],
+    )
+    .await;
     let c = client();
     let health: Value = get_json(&c, s.at("/healthz")).await;
     assert_eq!(health["status"], "ok");
@@ -673,6 +701,8 @@ async fn health_readiness_and_docs() {
         if status == StatusCode::OK {
             assert_eq!(body["workers"], 2);
             assert_eq!(body["database"], "ok");
+            assert_eq!(body["memory_budget_bytes"], 201326592);
+            assert_eq!(body["memory_in_use_bytes"], 0);
             assert_eq!(body["component"], s.state.jobs.components.active().digest());
             break;
         }
@@ -1000,6 +1030,18 @@ async fn bad_queries_and_methods_get_problems_not_plain_text() {
         (format!("/v1/jobs/{id}?wait=abc"), "wait"),
         ("/v1/jobs?limit=abc".to_string(), "limit"),
         ("/v1/jobs?limit=-3".to_string(), "limit"),
+        // What the document says is out of range is refused, not clamped or ignored.
+        (format!("/v1/jobs/{id}?wait=61"), "wait"),
+        ("/v1/jobs?status=".to_string(), "status"),
+        (
+            "/v1/jobs?cursor=1_00000000000000000000000000000000".to_string(),
+            "cursor",
+        ),
+        (
+            "/v1/thumbnail?url=http://127.0.0.1:9/x.png&on_error=maybe".to_string(),
+            "on_error",
+        ),
+        ("/v1/thumbnail?width=10".to_string(), "url"),
     ] {
         let p = expect_problem(c.get(s.at(&path)).send().await.unwrap(), 400, "bad_request").await;
         let detail = p["detail"].as_str().unwrap();
@@ -1012,6 +1054,10 @@ async fn bad_queries_and_methods_get_problems_not_plain_text() {
     assert!(detail.contains("widht") && detail.contains("width"), "{p}");
     let resp = c.get(s.at("/v1/jobs?stauts=queued")).send().await.unwrap();
     expect_problem(resp, 400, "bad_request").await;
+    // Parameters of the GET form only are not taken by the POST routes.
+    let resp = submit_raw(&c, &s, "/v1/jobs?on_error=placeholder", small_png()).await;
+    let p = expect_problem(resp, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("on_error"), "{p}");
     // Routes that take no query parameters refuse them too, by name.
     let resp = c
         .get(s.at(&format!("/v1/jobs/{id}/thumbnail?size=2")))

@@ -72,9 +72,27 @@ fn view(state: &AppState, record: ComponentRecord, canary: Option<CanaryReport>)
     }
 }
 
+/// A component's bytes as the request body.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the body; `upload` reads it
+struct WasmBody(Vec<u8>);
+
+/// A component upload as a form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form; `upload` reads it
+struct ComponentForm {
+    /// The component (or a field named `component`).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Upload a component (raw body, or multipart field `file`); it is validated and stored, not
 /// activated. 201 when new, 200 when the digest was already known.
 #[utoipa::path(post, path = "/v1/admin/components", tag = "admin", security(("admin_token" = [])),
+    request_body(description = "The component's bytes, or a form with a `file` field",
+        content((WasmBody = "application/wasm"), (WasmBody = "application/octet-stream"),
+            (ComponentForm = "multipart/form-data"))),
     responses((status = 201, body = ComponentView), (status = 200, body = ComponentView),
         (status = 422, description = "Refused; `step` says at which validation step"),
         (status = 401, description = "Bad admin token"), (status = 403, description = "Admin API disabled")))]
@@ -120,9 +138,6 @@ async fn upload(
     } else {
         read_body(req.into_body(), limit).await?.to_vec()
     };
-    if wasm.is_empty() {
-        return Err(ApiError::BadRequest("the request contains no component".into()));
-    }
     let (record, report, new) = state.jobs.components.upload(wasm, "upload").await?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     let location = format!("/v1/admin/components/{}", record.digest);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::response::Html;
 use axum::routing::get;
+use serde_json::{Value, json};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -43,6 +44,21 @@ impl Modify for BearerSchemes {
 
 /// `/openapi.json` and `/docs` for `doc`.
 pub fn router(doc: Document) -> axum::Router<AppState> {
+    let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serialises");
+    add_error_responses(&mut doc);
+    // The bodies the server reads field by field and refuses unknown fields of.
+    for closed in [
+        "JsonSubmission",
+        "FormSubmission",
+        "ComponentForm",
+        "ReplayRequest",
+    ] {
+        if let Some(s) = doc["components"]["schemas"].get_mut(closed) {
+            s["additionalProperties"] = json!(false);
+        }
+    }
+    require_one_source(&mut doc, "JsonSubmission", "image_base64", true);
+    require_one_source(&mut doc, "FormSubmission", "file", false);
     let page = Arc::new(utoipa_scalar::Scalar::new(doc.clone()).to_html());
     let doc = Arc::new(doc);
     axum::Router::new()
@@ -51,4 +67,87 @@ pub fn router(doc: Document) -> axum::Router<AppState> {
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
         .route("/docs", get(move || async move { Html(page.as_ref().clone()) }))
+}
+
+/// Answers every operation can give whatever its handler says: a 400 for a malformed query
+/// string or body, a 401 where a bearer token is (or, with `--api-key`s, may be) required,
+/// a 405 for another method on its path, and hyper's bodiless 414 for a request line over
+/// 64 KiB; every other error is problem+json. Added here, in one
+/// place, because they come from the extractors and middleware every route shares.
+fn add_error_responses(doc: &mut Value) {
+    let problem = json!({ "application/problem+json": {
+        "schema": { "$ref": "#/components/schemas/Problem" } } });
+    let global = doc.get("security").cloned().unwrap_or(Value::Null);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut().filter_map(Value::as_object_mut) {
+            let secured = op
+                .get("security")
+                .unwrap_or(&global)
+                .as_array()
+                .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| json!({ "description": description }));
+            };
+            add(
+                "400",
+                "Malformed request: the query string, path or body cannot be read",
+            );
+            add("405", "Method not allowed on this path");
+            add(
+                "414",
+                "Request line over 64 KiB: refused by the HTTP layer, with no body",
+            );
+            if secured {
+                add("401", "A valid bearer token is required");
+            }
+            for response in responses.values_mut() {
+                rename_link_operation_ids(response);
+            }
+            for (status, response) in responses.iter_mut() {
+                let problem_json = (status.starts_with('4') || status.starts_with('5')) && status != "414";
+                if problem_json && response.get("content").is_none() {
+                    response["content"] = problem.clone();
+                }
+            }
+        }
+    }
+}
+
+/// A submission body carries exactly one source, `image` or `url` (in JSON, not null), which
+/// the derived schema cannot say.
+fn require_one_source(doc: &mut Value, schema: &str, image: &str, json_body: bool) {
+    let one = |field: &str| match json_body {
+        true => json!({ "required": [field], "properties": { field: { "not": { "type": "null" } } } }),
+        false => json!({ "required": [field] }),
+    };
+    if let Some(s) = doc["components"]["schemas"]
+        .get_mut(schema)
+        .and_then(Value::as_object_mut)
+    {
+        s.insert("oneOf".into(), json!([one(image), one("url")]));
+    }
+}
+
+/// utoipa 5 writes a link's `operationId` as `operation_id`; clients that follow links
+/// (schemathesis' stateful phase among them) need the OpenAPI spelling.
+fn rename_link_operation_ids(response: &mut Value) {
+    let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for link in links.values_mut().filter_map(Value::as_object_mut) {
+        if let Some(id) = link.remove("operation_id") {
+            link.insert("operationId".into(), id);
+        }
+    }
 }

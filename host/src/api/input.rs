@@ -38,10 +38,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Options as text, from the query string or form fields; all optional.
+/// Options as text, from the query string or form fields; all optional. Unknown query
+/// parameters are refused by the `params` middleware, from the document, per route.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct OptionParams {
     /// Box width, 1 to 4096 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]
@@ -59,12 +59,31 @@ pub struct OptionParams {
     #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
+    #[param(max_length = 4096)]
     pub callback_url: Option<String>,
-    /// Query only, `GET /v1/thumbnail`: the image's http(s) URL.
-    pub url: Option<String>,
-    /// Query only, `GET /v1/thumbnail`: `placeholder` answers a neutral image instead of an
-    /// error, so an `<img>` never breaks.
-    pub on_error: Option<String>,
+}
+
+/// The source of `GET /v1/thumbnail`, beside its [`OptionParams`].
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UrlSource {
+    /// The image's http(s) URL.
+    #[param(max_length = 4096)]
+    pub url: String,
+    /// `placeholder` answers a neutral image instead of an error, so an `<img>` never breaks.
+    #[param(inline)]
+    pub on_error: Option<OnError>,
+}
+
+/// What `GET /v1/thumbnail` answers when the image cannot be made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The error, as problem+json.
+    #[default]
+    Error,
+    /// A neutral image of the requested size and format.
+    Placeholder,
 }
 
 impl OptionParams {
@@ -141,10 +160,16 @@ impl OptionParams {
 #[serde(deny_unknown_fields)]
 pub struct JsonSubmission {
     /// The image, base64 (standard or URL-safe alphabet; a `data:` URL prefix is accepted).
+    #[schema(
+        pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+        min_length = 4
+    )]
     pub image_base64: Option<String>,
     /// Or: an http(s) URL the worker fetches the image from.
+    #[schema(max_length = 4096)]
     pub url: Option<String>,
     /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
+    #[schema(max_length = 4096)]
     pub callback_url: Option<String>,
     /// Box width (default 100).
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
@@ -166,10 +191,12 @@ pub struct JsonSubmission {
 #[allow(dead_code)] // documents the form; `read_multipart` reads it field by field
 pub struct FormSubmission {
     /// The image (or a field `image`, or any part with a file name).
-    #[schema(value_type = String, format = Binary)]
+    #[schema(value_type = String, format = Binary, required = false)]
     file: Vec<u8>,
     /// Or: an http(s) URL the worker fetches the image from.
+    #[schema(max_length = 4096)]
     url: Option<String>,
+    #[schema(max_length = 4096)]
     callback_url: Option<String>,
     #[schema(minimum = 1, maximum = 4096)]
     width: Option<u32>,
@@ -278,15 +305,14 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
         None => text,
     };
     let compact: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let engines = [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::STANDARD_NO_PAD,
-        &base64::engine::general_purpose::URL_SAFE,
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-    ];
-    engines
+    // Either alphabet, padded or not, and stray bits in the last symbol (encoders differ).
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [base64::alphabet::STANDARD, base64::alphabet::URL_SAFE]
         .iter()
-        .find_map(|e| e.decode(&compact).ok())
+        .find_map(|a| GeneralPurpose::new(a, lenient).decode(&compact).ok())
         .ok_or_else(|| ApiError::BadRequest("image_base64 is not valid base64".into()))
 }
 
@@ -326,7 +352,9 @@ pub async fn read_submission(
             (Some(b64), None) => Source::Upload(Bytes::from(decode_base64(b64)?)),
             (None, Some(url)) => Source::Url(url.clone()),
             (Some(_), Some(_)) => {
-                return Err(ApiError::BadRequest("give image_base64 or url, not both".into()));
+                return Err(ApiError::InvalidOptions(
+                    "give image_base64 or url, not both".into(),
+                ));
             }
             (None, None) => {
                 return Err(ApiError::BadRequest(
@@ -361,7 +389,8 @@ pub async fn read_submission(
     let source = match source {
         Source::Upload(image) => {
             if image.is_empty() {
-                return Err(ApiError::BadRequest("the request contains no image data".into()));
+                // Well-formed, just not an image: the same answer as any other non-image.
+                return Err(ApiError::Unsupported("the request contains no image data".into()));
             }
             resizer_core::header::sniff(&image).map_err(|e| ApiError::Unsupported(e.to_string()))?;
             Source::Upload(image)
@@ -411,7 +440,7 @@ async fn read_multipart(
         (Some(bytes), None) => Source::Upload(bytes),
         (None, Some(url)) => Source::Url(url),
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::InvalidOptions(
                 "give a `file` or a `url` field, not both".into(),
             ));
         }

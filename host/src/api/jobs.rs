@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use super::input::{ApiQuery, OptionParams, Source, Submission, check_url_field};
+use super::input::{ApiQuery, OnError, OptionParams, Source, Submission, UrlSource, check_url_field};
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
@@ -51,7 +51,12 @@ fn accepted(job: Job) -> Response {
         content((FormSubmission = "multipart/form-data"), (ImageBody = "image/*"),
             (ImageBody = "application/octet-stream"), (JsonSubmission = "application/json"))),
     responses(
-        (status = 202, description = "Queued (or already done, from the dedup cache)", body = JobView),
+        (status = 202, description = "Queued (or already done, from the dedup cache)", body = JobView,
+            links(
+                ("status" = (operation_id = "status", parameters(("id" = "$response.body#/id")))),
+                ("thumbnail" = (operation_id = "thumbnail", parameters(("id" = "$response.body#/id")))),
+                ("replay" = (operation_id = "replay", parameters(("id" = "$response.body#/id")))),
+                ("delete" = (operation_id = "delete", parameters(("id" = "$response.body#/id")))))),
         (status = 400, description = "Malformed request"), (status = 413, description = "Body too large"),
         (status = 415, description = "Not an image we decode"), (status = 422, description = "Invalid options"),
         (status = 429, description = "Queue full"), (status = 503, description = "Shutting down")))]
@@ -68,9 +73,9 @@ async fn submit(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct WaitParams {
     /// Seconds to wait for the job to finish before answering (long poll), at most 60.
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<f64>,
 }
 
@@ -90,7 +95,7 @@ async fn status(
     let id = parse_id(&id)?;
     let wait = match params.wait {
         None => Duration::ZERO,
-        Some(w) if w.is_finite() && w >= 0.0 => Duration::from_secs_f64(w.min(MAX_WAIT_SECONDS as f64)),
+        Some(w) if (0.0..=MAX_WAIT_SECONDS as f64).contains(&w) => Duration::from_secs_f64(w),
         Some(w) => {
             return Err(ApiError::BadRequest(format!(
                 "wait must be a number of seconds from 0 to 60, got {w}"
@@ -102,14 +107,30 @@ async fn status(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only jobs in this status.
+    #[param(value_type = Option<StatusFilter>, inline)]
     pub status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub cursor: Option<String>,
+}
+
+/// The statuses a listing can be filtered by (documentation only: `status` is parsed with
+/// [`JobStatus::parse`], which names the choices when it refuses one).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StatusFilter {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
 }
 
 /// Jobs, newest first.
@@ -121,7 +142,7 @@ async fn list(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<JobList>, ApiError> {
     let status = match params.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "status must be queued, running, succeeded or failed, got {s:?}"
@@ -260,7 +281,7 @@ async fn submit_and_wait(
 }
 
 /// The one-line form for `<img src>` and curl: `GET /v1/thumbnail?url=...&width=&height=`.
-#[utoipa::path(get, path = "/v1/thumbnail", tag = "jobs", params(OptionParams),
+#[utoipa::path(get, path = "/v1/thumbnail", tag = "jobs", params(UrlSource, OptionParams),
     responses((status = 200, description = "The image (or, with on_error=placeholder, a neutral one)", content_type = "image/*"),
         (status = 422, description = "Refused, unreachable or failed source; invalid options"),
         (status = 504, description = "Not done in time")))]
@@ -268,31 +289,27 @@ async fn thumbnail_from_url(
     State(state): State<AppState>,
     owner: Owner,
     ApiQuery(query): ApiQuery<OptionParams>,
+    ApiQuery(source): ApiQuery<UrlSource>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let placeholder = match query.on_error.as_deref() {
-        None | Some("error") => false,
-        Some("placeholder") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "on_error must be error or placeholder, got {other:?}"
-            )));
-        }
-    };
-    let url = query
-        .url
-        .clone()
-        .ok_or_else(|| ApiError::BadRequest("the url query parameter is required".into()))?;
+    let placeholder = source.on_error == Some(OnError::Placeholder);
+    let url = source.url;
     let options = query.resolve()?;
+    // What the request says, as opposed to what the image does, is never hidden behind a
+    // placeholder: an overlong URL or a bad callback is the caller's to fix.
+    if url.len() > crate::outbound::MAX_URL_BYTES {
+        check_url_field(UrlField::Source, &url)?;
+    }
+    let callback_url = query
+        .callback_url
+        .as_deref()
+        .map(|u| check_url_field(UrlField::Callback, u))
+        .transpose()?;
     let result = async {
         let sub = Submission {
             source: Source::Url(check_url_field(UrlField::Source, &url)?),
             options: options.clone(),
-            callback_url: query
-                .callback_url
-                .as_deref()
-                .map(|u| check_url_field(UrlField::Callback, u))
-                .transpose()?,
+            callback_url,
         };
         run_and_wait(&state, &owner, sub, &headers).await
     }

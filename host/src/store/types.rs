@@ -240,7 +240,14 @@ pub fn encode_cursor(created_at: i64, id: Uuid) -> String {
     format!("{created_at}_{id}")
 }
 
+/// Reads exactly what [`encode_cursor`] writes, nothing looser: the API document gives this
+/// shape as a pattern (`api::jobs::ListParams`), and what it refuses must be refused here.
 pub fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     let (t, id) = cursor.split_once('_')?;
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) || id.len() != 36
+    {
+        return None;
+    }
     Some((t.parse().ok()?, Uuid::parse_str(id).ok()?.to_string()))
 }
