@@ -1,4 +1,6 @@
-//! Builds the resizer component for wasm32-wasip2 so the binary can embed it.
+//! Builds the resizer component for wasm32-wasip2 so the binary can embed it, and the edge
+//! component beside it. Their paths are `EDGETHUMB_RESIZER_WASM` and `EDGETHUMB_EDGE_WASM`
+//! at compile time, for the tests that run them on other runtimes.
 //!
 //! The component is built by a nested cargo with its own target directory (target/component),
 //! so it never contends for the outer build's lock. Set `EDGETHUMB_COMPONENT_WASM` to a
@@ -12,7 +14,11 @@ const TARGET: &str = "wasm32-wasip2";
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("resizer.wasm");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let out = out_dir.join("resizer.wasm");
+    let edge_out = out_dir.join("edge.wasm");
+    println!("cargo:rustc-env=EDGETHUMB_EDGE_WASM={}", edge_out.display());
+    println!("cargo:rustc-env=EDGETHUMB_RESIZER_WASM={}", out.display());
 
     println!("cargo:rerun-if-env-changed=EDGETHUMB_COMPONENT_WASM");
     if let Ok(prebuilt) = std::env::var("EDGETHUMB_COMPONENT_WASM") {
@@ -24,6 +30,7 @@ fn main() {
         "wit",
         "resizer-core",
         "resizer-component",
+        "edge-component",
         "Cargo.lock",
         ".cargo/config.toml",
     ] {
@@ -40,6 +47,8 @@ fn main() {
             "--locked",
             "-p",
             "resizer-component",
+            "-p",
+            "edge-component",
             "--target",
             TARGET,
             "--profile",
@@ -68,6 +77,8 @@ fn main() {
         .join("component")
         .join("resizer_component.wasm");
     std::fs::copy(&wasm, &out).unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));
+    let edge = wasm.with_file_name("edge_component.wasm");
+    std::fs::copy(&edge, &edge_out).unwrap_or_else(|e| panic!("copying {}: {e}", edge.display()));
 }
 
 /// rustup 1.29 does not install the targets rust-toolchain.toml lists on a plain cargo call,

@@ -171,6 +171,27 @@ mod tests {
         }
     }
 
+    /// resizer-core's codes (which the edge component answers with) are the host's.
+    #[test]
+    fn image_error_codes_match_resizer_core() {
+        use crate::sandbox::SandboxError;
+        let errors = [
+            resizer_core::Error::UnsupportedFormat(String::new()),
+            resizer_core::Error::MalformedImage(String::new()),
+            resizer_core::Error::TooLarge {
+                width: 1,
+                height: 1,
+                max_pixels: 0,
+            },
+            resizer_core::Error::InvalidOptions(String::new()),
+            resizer_core::Error::Internal(String::new()),
+        ];
+        for e in errors {
+            let text = e.code();
+            assert_eq!(SandboxError::Image(e).code().as_str(), text);
+        }
+    }
+
     /// The README's error tables are checked against this enum: every code is documented, and
     /// every code the README names exists.
     #[test]

@@ -99,26 +99,6 @@ fn a_real_component_under_a_tiny_cap_fails_cleanly() {
     assert_next_call_works(&resizer);
 }
 
-/// A 1-bit greyscale PNG of 40000x40000 zeros: 200 MB of pixels at 1 bit, 1.6 GB once
-/// decoded to 8 bits, and about 200 KB on disk.
-fn png_bomb() -> Vec<u8> {
-    let (w, h) = (40_000u32, 40_000u32);
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::One);
-    enc.set_compression(png::Compression::High);
-    let mut writer = enc.write_header().unwrap();
-    let mut stream = writer.stream_writer().unwrap();
-    let row = vec![0u8; w.div_ceil(8) as usize];
-    for _ in 0..h {
-        std::io::Write::write_all(&mut stream, &row).unwrap();
-    }
-    stream.finish().unwrap();
-    writer.finish().unwrap();
-    out
-}
-
 /// What the fuzzers found (resizer-core/tests/fuzz-regressions) through the real component:
 /// a thumbnail or a typed image error, never a crash or a deadline.
 #[test]

@@ -222,3 +222,17 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+impl Error {
+    /// The stable code clients see for this error; the host's `Code` enum has the same
+    /// strings (a host test checks that), and the edge component answers with these.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnsupportedFormat(_) => "unsupported_format",
+            Error::MalformedImage(_) => "malformed_image",
+            Error::TooLarge { .. } => "image_too_large",
+            Error::InvalidOptions(_) => "invalid_options",
+            Error::Internal(_) => "component_internal_error",
+        }
+    }
+}

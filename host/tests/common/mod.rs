@@ -210,3 +210,23 @@ pub fn blob_files(data_dir: &std::path::Path) -> usize {
         .map(|s| std::fs::read_dir(s.path()).map(|f| f.count()).unwrap_or(0))
         .sum()
 }
+
+/// A 1-bit greyscale PNG of 40000x40000 zeros: 200 MB of pixels at 1 bit, 1.6 GB once
+/// decoded to 8 bits, and about 200 KB on disk.
+pub fn png_bomb() -> Vec<u8> {
+    let (w, h) = (40_000u32, 40_000u32);
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::One);
+    enc.set_compression(png::Compression::High);
+    let mut writer = enc.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row = vec![0u8; w.div_ceil(8) as usize];
+    for _ in 0..h {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+    writer.finish().unwrap();
+    out
+}

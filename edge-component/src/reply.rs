@@ -1,0 +1,122 @@
+//! Answers: a thumbnail with cache headers, or an RFC 9457 problem+json.
+
+use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+use resizer_core::{Error, Options};
+
+/// A whole answer, built before anything is sent.
+pub struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A problem document with the host's `type` URIs and codes.
+    pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Reply {
+        let detail: String = detail.into();
+        let body = format!(
+            r#"{{"type":"https://edgethumb.dev/problems/{code}","title":{title},"status":{status},"detail":{detail},"code":"{code}"}}"#,
+            title = json_string(title(status)),
+            detail = json_string(detail.trim_end()),
+        );
+        Reply {
+            status,
+            headers: vec![("content-type", "application/problem+json".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    /// Thumbnails `image`; its ETag is a hash of the output, so a CDN can revalidate.
+    pub fn thumbnail(image: &[u8], options: &Options, cache_control: &str) -> Reply {
+        match resizer_core::thumbnail(image, options) {
+            Ok(t) => Reply {
+                status: 200,
+                headers: vec![
+                    ("content-type", t.format.mime_type().into()),
+                    ("cache-control", cache_control.into()),
+                    ("etag", format!("\"{:016x}\"", fnv1a(&t.data))),
+                ],
+                body: t.data,
+            },
+            Err(e) => Reply::image_error(&e),
+        }
+    }
+
+    pub fn image_error(e: &Error) -> Reply {
+        let status = match e {
+            Error::UnsupportedFormat(_) => 415,
+            Error::Internal(_) => 500,
+            _ => 422,
+        };
+        Reply::problem(status, e.code(), e.to_string())
+    }
+
+    /// Sends the answer through the handler's outparam.
+    pub fn send(self, out: ResponseOutparam) {
+        let headers = Fields::new();
+        for (name, value) in &self.headers {
+            // Names and values here are ours and valid; a refusal would only drop a header.
+            let _ = headers.append(name, value.as_bytes());
+        }
+        let _ = headers.append("content-length", self.body.len().to_string().as_bytes());
+        let response = OutgoingResponse::new(headers);
+        let _ = response.set_status_code(self.status);
+        let Ok(body) = response.body() else { return };
+        ResponseOutparam::set(out, Ok(response));
+        if let Ok(stream) = body.write() {
+            // At most 4096 bytes per blocking write, as wasi:io/streams allows.
+            for chunk in self.body.chunks(4096) {
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = OutgoingBody::finish(body, None);
+    }
+}
+
+fn title(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        502 => "Bad Gateway",
+        504 => "Gateway Timeout",
+        _ => "Internal Server Error",
+    }
+}
+
+/// A JSON string literal (the component has no serde; the texts here are short).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// 64-bit FNV-1a: a cheap fingerprint for the ETag (not a security hash).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
