@@ -1,8 +1,8 @@
 //! The image of `GET /thumbnail?url=`, fetched through `wasi:http/outgoing-handler`, so the
 //! platform's egress policy (and its DNS) decides what can be reached. The component sees
-//! only the URL: it refuses other schemes, credentials, `localhost` and IP-literal hosts that
-//! are loopback, private, link-local, shared, documentation, multicast or unspecified. A name
-//! that resolves to such an address can only be refused by the platform. Hosts listed in
+//! only the URL: it refuses other schemes, credentials, `localhost`, and IP-literal hosts in
+//! any range the host refuses ([`netguard`], in every spelling the URL parser normalises). A
+//! name that resolves to such an address can only be refused by the platform. Hosts listed in
 //! `EDGETHUMB_FETCH_ALLOW` (comma-separated, as written in URLs) are let through, as
 //! `--fetch-allow` does in the host. No redirects are followed.
 
@@ -45,7 +45,9 @@ pub fn get(url: &str) -> Result<Vec<u8>, Reply> {
         .host_str()
         .ok_or_else(|| refused(format!("{url:?} has no host")))?;
     if let Some(reason) = refused_host(host) {
-        return Err(refused(format!("{host} is {reason}; such hosts are refused")));
+        return Err(refused(format!(
+            "{host} is {reason}; such hosts are refused (EDGETHUMB_FETCH_ALLOW lets one through)"
+        )));
     }
     let authority = match parsed.port() {
         Some(port) => format!("{host}:{port}"),
@@ -124,31 +126,7 @@ fn refused_host(host: &str) -> Option<&'static str> {
     }
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     match literal.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
-            let o = ip.octets();
-            let shared = o[0] == 100 && (64..128).contains(&o[1]);
-            (ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || ip.is_broadcast()
-                || ip.is_documentation()
-                || shared
-                || o[0] == 0
-                || o[0] >= 240)
-                .then_some("a loopback, private, link-local or reserved address")
-        }
-        Ok(IpAddr::V6(ip)) => {
-            let s = ip.segments();
-            let local = (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80;
-            (ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || local
-                || ip.to_ipv4_mapped().is_some())
-            .then_some("a loopback, private, link-local or reserved address")
-        }
+        Ok(ip) => netguard::forbidden_reason(ip),
         Err(_) => {
             let name = host.trim_end_matches('.').to_ascii_lowercase();
             (name == "localhost" || name.ends_with(".localhost")).then_some("a loopback name")

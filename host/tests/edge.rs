@@ -175,13 +175,22 @@ async fn the_edge_component_serves_thumbnails_under_wasmtime_serve() {
     };
     assert!(resp.bytes().await.unwrap()[..] == host_thumbnail(origin.image(), &options)[..]);
     assert_eq!(origin.hits(), 1);
-    let refused = format!("http://127.0.0.2:{}/img.jpg", origin.port());
-    let resp = c
-        .get(format!("{}/thumbnail?url={refused}", s.url))
-        .send()
-        .await
-        .unwrap();
-    problem(resp, 422, "source_refused").await;
+    for refused in [
+        format!("http://127.0.0.2:{}/img.jpg", origin.port()),
+        format!("http://[::ffff:127.0.0.2]:{}/img.jpg", origin.port()),
+        format!("http://localhost:{}/img.jpg", origin.port()),
+    ] {
+        let resp = c
+            .get(format!("{}/thumbnail?url={refused}", s.url))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(resp, 422, "source_refused").await;
+        assert!(
+            p["detail"].as_str().unwrap().contains("refused"),
+            "{refused}: {p}"
+        );
+    }
     assert_eq!(origin.hits(), 1);
 
     // Latency of a 12 MP JPEG, warm, against the host's sandboxed call in this run.
