@@ -45,7 +45,7 @@ fn route(request: IncomingRequest) -> Reply {
     match (request.method(), path) {
         (Method::Get, "/healthz") => Reply::json(200, r#"{"status":"ok"}"#),
         (Method::Post, "/thumbnail") => post_thumbnail(request, query).unwrap_or_else(|e| e),
-        (Method::Get, "/thumbnail") => get_thumbnail(query).unwrap_or_else(|e| e),
+        (Method::Get, "/thumbnail") => get_thumbnail(&request, query).unwrap_or_else(|e| e),
         (_, "/healthz" | "/thumbnail") => Reply::problem(
             405,
             "method_not_allowed",
@@ -61,14 +61,18 @@ fn post_thumbnail(request: IncomingRequest, query: &str) -> Result<Reply, Reply>
     Ok(Reply::thumbnail(&image, &opts.options, "no-store"))
 }
 
-fn get_thumbnail(query: &str) -> Result<Reply, Reply> {
+fn get_thumbnail(request: &IncomingRequest, query: &str) -> Result<Reply, Reply> {
     let opts = options::parse(query, &["url"])?;
     let url = opts
         .extra("url")
         .ok_or_else(|| Reply::problem(400, "bad_request", "the url query parameter is required"))?;
     let image = fetch::get(url)?;
-    // The same URL and options give the same bytes until the source changes: a CDN may keep it.
-    Ok(Reply::thumbnail(&image, &opts.options, "public, max-age=3600"))
+    // The same URL and options give the same bytes until the source changes: a CDN may keep
+    // it, and revalidate with the ETag (answered 304 when the bytes are still the same).
+    let reply = Reply::thumbnail(&image, &opts.options, "public, max-age=3600");
+    let validators = request.headers().get("if-none-match");
+    let if_none_match = validators.first().and_then(|v| std::str::from_utf8(v).ok());
+    Ok(reply.not_modified_if(if_none_match))
 }
 
 /// The request body, refused past [`MAX_BODY_BYTES`] without reading it all.

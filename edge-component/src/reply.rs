@@ -51,6 +51,35 @@ impl Reply {
         }
     }
 
+    /// A bodiless 304 with the same validators when `if_none_match` (an `If-None-Match`
+    /// header) names this thumbnail's ETag or is `*`.
+    pub fn not_modified_if(self, if_none_match: Option<&str>) -> Reply {
+        let etag = self
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "etag")
+            .map(|(_, v)| v.clone());
+        let matches = match (&etag, if_none_match) {
+            (Some(etag), Some(tags)) => tags
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == etag),
+            _ => false,
+        };
+        if self.status != 200 || !matches {
+            return self;
+        }
+        Reply {
+            status: 304,
+            headers: self
+                .headers
+                .into_iter()
+                .filter(|(n, _)| *n != "content-type")
+                .collect(),
+            body: Vec::new(),
+        }
+    }
+
     pub fn image_error(e: &Error) -> Reply {
         let status = match e {
             Error::UnsupportedFormat(_) => 415,
@@ -67,7 +96,9 @@ impl Reply {
             // Names and values here are ours and valid; a refusal would only drop a header.
             let _ = headers.append(name, value.as_bytes());
         }
-        let _ = headers.append("content-length", self.body.len().to_string().as_bytes());
+        if self.status != 304 {
+            let _ = headers.append("content-length", self.body.len().to_string().as_bytes());
+        }
         let response = OutgoingResponse::new(headers);
         let _ = response.set_status_code(self.status);
         let Ok(body) = response.body() else { return };

@@ -175,6 +175,21 @@ async fn the_edge_component_serves_thumbnails_under_wasmtime_serve() {
     };
     assert!(resp.bytes().await.unwrap()[..] == host_thumbnail(origin.image(), &options)[..]);
     assert_eq!(origin.hits(), 1);
+    // A CDN revalidating with the ETag gets a bodiless 304.
+    let again = format!("{}/thumbnail?url={url}&width=50&height=50", s.url);
+    let etag = c.get(&again).send().await.unwrap().headers()["etag"].clone();
+    let resp = c.get(&again).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(resp.status(), 304);
+    assert_eq!(resp.headers()["etag"], etag);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = c
+        .get(&again)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(origin.hits(), 4);
     for refused in [
         format!("http://127.0.0.2:{}/img.jpg", origin.port()),
         format!("http://[::ffff:127.0.0.2]:{}/img.jpg", origin.port()),
@@ -191,7 +206,7 @@ async fn the_edge_component_serves_thumbnails_under_wasmtime_serve() {
             "{refused}: {p}"
         );
     }
-    assert_eq!(origin.hits(), 1);
+    assert_eq!(origin.hits(), 4, "a refused URL reached the origin");
 
     // Latency of a 12 MP JPEG, warm, against the host's sandboxed call in this run.
     let photo12 = photo("camera-like-12mp.jpg");
