@@ -17,8 +17,9 @@ use super::error::{ApiError, UrlField};
 use crate::store::JobOptions;
 
 /// A query string read into `T`, refused with a problem+json 400 that says what is wrong
-/// (axum's own `Query` answers in plain text). The query structs deny unknown fields, so a
-/// misspelt parameter is refused with the list of those allowed instead of being ignored.
+/// (axum's own `Query` answers in plain text). Unknown parameters never get this far: the
+/// `params` middleware refuses them, naming those the route's document allows, so one route
+/// may read its query into several structs.
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
