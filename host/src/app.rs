@@ -25,6 +25,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: ServeConfig) -> anyhow::Result<App> {
+        // Installed before anything is counted.
+        crate::telemetry::handle();
         let store = Arc::new(match &config.database {
             Database::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -106,6 +108,7 @@ fn start_tasks(state: &AppState) {
         tasks.spawn(format!("worker {n}"), worker::run(jobs.clone(), n));
     }
     tasks.spawn("sweeper", worker::sweeper(jobs.clone()));
+    tasks.spawn("metrics upkeep", crate::telemetry::upkeep(jobs.shutdown.clone()));
     tasks.spawn("webhooks", webhooks::deliver(jobs.clone()));
     tasks.spawn(
         "component sync",

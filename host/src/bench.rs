@@ -2,7 +2,7 @@
 //! `--native`) the same image code without the sandbox, so the sandbox's cost is a ratio
 //! measured in one run on one machine.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -27,60 +27,53 @@ pub struct BenchResult {
     pub output_height: u32,
 }
 
-/// Runs `files` through `resizer` (or natively) `iterations` times each, after one warm-up.
-pub fn run(
+/// Runs `file` through `resizer` (or natively) `iterations` times, after one warm-up.
+pub fn run_file(
     resizer: Option<&Resizer>,
-    files: &[PathBuf],
+    file: &Path,
     options: &Options,
     iterations: usize,
-) -> anyhow::Result<Vec<BenchResult>> {
+) -> anyhow::Result<BenchResult> {
     let iterations = iterations.max(1);
-    let mut results = Vec::new();
-    for file in files {
-        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut times = Vec::with_capacity(iterations);
-        let mut peak = 0;
-        let mut size = (0, 0);
-        for i in 0..=iterations {
-            let started = Instant::now();
-            let (w, h, p) = match resizer {
-                Some(r) => {
-                    let (t, stats) = r
-                        .thumbnail(&data, options)
-                        .with_context(|| format!("{}", file.display()))?;
-                    (t.width, t.height, stats.peak_memory_bytes)
-                }
-                None => {
-                    let t = resizer_core::thumbnail(&data, options)
-                        .with_context(|| format!("{}", file.display()))?;
-                    (t.width, t.height, 0)
-                }
-            };
-            let elapsed = started.elapsed().as_secs_f64() * 1e3;
-            // The first run warms caches (and, in the sandbox, the instance pool).
-            if i > 0 {
-                times.push(elapsed);
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut times = Vec::with_capacity(iterations);
+    let mut peak = 0;
+    let mut size = (0, 0);
+    for i in 0..=iterations {
+        let started = Instant::now();
+        let (w, h, p) = match resizer {
+            Some(r) => {
+                let (t, stats) = r.thumbnail(&data, options)?;
+                (t.width, t.height, stats.peak_memory_bytes)
             }
-            peak = peak.max(p);
-            size = (w, h);
+            None => {
+                let t = resizer_core::thumbnail(&data, options)?;
+                (t.width, t.height, 0)
+            }
+        };
+        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        // The first run warms caches (and, in the sandbox, the instance pool).
+        if i > 0 {
+            times.push(elapsed);
         }
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        let p95 = times[((times.len() as f64 * 0.95).ceil() as usize).clamp(1, times.len()) - 1];
-        let mean = times.iter().sum::<f64>() / times.len() as f64;
-        results.push(BenchResult {
-            file: file.display().to_string(),
-            mode: if resizer.is_some() { "sandbox" } else { "native" },
-            iterations,
-            median_ms: round(median),
-            p95_ms: round(p95),
-            peak_memory_bytes: peak,
-            thumbnails_per_second: round(1e3 / mean),
-            output_width: size.0,
-            output_height: size.1,
-        });
+        peak = peak.max(p);
+        size = (w, h);
     }
-    Ok(results)
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let p95 = times[((times.len() as f64 * 0.95).ceil() as usize).clamp(1, times.len()) - 1];
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    Ok(BenchResult {
+        file: file.display().to_string(),
+        mode: if resizer.is_some() { "sandbox" } else { "native" },
+        iterations,
+        median_ms: round(median),
+        p95_ms: round(p95),
+        peak_memory_bytes: peak,
+        thumbnails_per_second: round(1e3 / mean),
+        output_width: size.0,
+        output_height: size.1,
+    })
 }
 
 fn round(v: f64) -> f64 {

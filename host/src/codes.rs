@@ -53,6 +53,8 @@ codes! {
     AdminDisabled = "admin_disabled",
     /// Unknown job, another key's job, or one deleted or expired.
     JobNotFound = "job_not_found",
+    /// Unknown batch, or another key's.
+    BatchNotFound = "batch_not_found",
     /// No such route.
     NotFound = "not_found",
     /// The route exists, but not for this method.

@@ -37,6 +37,13 @@ pub struct ServeArgs {
     /// so memory for bodies in flight stays bounded whatever the number of clients.
     #[arg(long, env = "EDGETHUMB_MAX_UPLOADS", default_value_t = 8)]
     pub max_uploads: usize,
+    /// Images one `POST /v1/batches` may hold.
+    #[arg(long, env = "EDGETHUMB_MAX_BATCH_ITEMS", default_value_t = 100)]
+    pub max_batch_items: usize,
+    /// Largest `POST /v1/batches` body in bytes; each image in it is also held to
+    /// --max-body-bytes. A batch body is read in one of the --max-uploads turns.
+    #[arg(long, env = "EDGETHUMB_MAX_BATCH_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
     /// Time a client has to send a whole request body once its turn has come.
     #[arg(long, env = "EDGETHUMB_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
@@ -164,6 +171,8 @@ pub struct ServeConfig {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_uploads: usize,
+    pub max_batch_items: usize,
+    pub max_batch_bytes: usize,
     pub body_timeout: Duration,
     pub max_queue: u64,
     pub job_ttl: Duration,
@@ -202,6 +211,7 @@ impl ServeArgs {
         );
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
         anyhow::ensure!(self.max_uploads > 0, "--max-uploads must be at least 1");
+        anyhow::ensure!(self.max_batch_items > 0, "--max-batch-items must be at least 1");
         let keys: Vec<String> = self
             .api_keys
             .into_iter()
@@ -231,6 +241,8 @@ impl ServeArgs {
             workers,
             max_body_bytes: self.max_body_bytes,
             max_uploads: self.max_uploads,
+            max_batch_items: self.max_batch_items,
+            max_batch_bytes: self.max_batch_bytes,
             body_timeout: self.body_timeout,
             max_queue: self.max_queue,
             job_ttl: self.job_ttl,
@@ -283,7 +295,8 @@ pub struct SandboxArgs {
     /// Wall time one sandboxed call may run, waits inside WASI included (e.g. 10s, 500ms).
     #[arg(long, env = "EDGETHUMB_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
-    /// Directory for compiled components [default: the user's cache dir, edgethumb/compiled].
+    /// Directory for compiled components [default: DATA_DIR/compiled for serve; otherwise the
+    /// user's cache dir, e.g. ~/.cache/edgethumb/compiled].
     #[arg(long, env = "EDGETHUMB_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Do not read or write compiled components on disk.

@@ -12,6 +12,7 @@
 //! - [`outbound`]: outbound HTTP (image URLs, webhooks) behind the SSRF guard; signatures.
 //! - [`codes`]: every stable error code.
 //! - [`config`]: every flag (`serve` and the sandbox's), environment fallbacks, checked once.
+//! - [`telemetry`]: the metric names and the Prometheus recorder; [`logging`]: filter, format.
 //! - [`supervise`]: background tasks whose death is logged and reported by `/readyz`.
 //! - [`digest`], [`backoff`]: hashing and retry timing, shared.
 //! - [`cli`], [`bench`]: the command line (`serve`, `thumb`, `probe`, `bench`, `component`).
@@ -28,7 +29,9 @@ pub mod codes;
 pub mod config;
 pub mod digest;
 pub mod jobs;
+pub mod logging;
 pub mod outbound;
 pub mod sandbox;
 pub mod store;
 pub mod supervise;
+pub mod telemetry;

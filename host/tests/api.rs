@@ -293,14 +293,32 @@ async fn a_queued_job_can_be_cancelled() {
     let c = client();
     let job = accepted(submit_raw(&c, &s, "/v1/jobs", small_png()).await).await;
     let id = job["id"].as_str().unwrap();
-    assert_eq!(
-        c.delete(s.at(&format!("/v1/jobs/{id}")))
+    let delete = || c.delete(s.at(&format!("/v1/jobs/{id}"))).send();
+    assert_eq!(delete().await.unwrap().status(), StatusCode::NO_CONTENT);
+    // Cancelled, not erased: status, listing and a long-poll all say so.
+    let job = get_json(&c, s.at(&format!("/v1/jobs/{id}?wait=5"))).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert!(job["finished_at"].is_string(), "{job}");
+    assert!(job["result"].is_null() && job["error"].is_null(), "{job}");
+    let listed = get_json(&c, s.at("/v1/jobs?status=cancelled")).await;
+    assert_eq!(listed["jobs"][0]["id"], id, "{listed}");
+    let p = expect_problem(
+        c.get(s.at(&format!("/v1/jobs/{id}/thumbnail")))
             .send()
             .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
+            .unwrap(),
+        409,
+        "not_ready",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("cancelled"), "{p}");
+    // The worker that starts later never runs it.
+    assert_eq!(
+        s.state.jobs.step().await.unwrap(),
+        edgethumb::jobs::worker::Step::Idle
     );
+    // Deleting it now removes it.
+    assert_eq!(delete().await.unwrap().status(), StatusCode::NO_CONTENT);
     expect_problem(
         c.get(s.at(&format!("/v1/jobs/{id}"))).send().await.unwrap(),
         404,
@@ -729,7 +747,14 @@ async fn health_readiness_and_docs() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(docs.text().await.unwrap().contains("openapi"));
+    // Swagger UI, from the binary: its page, its script, and its pointer to the document.
+    assert!(docs.text().await.unwrap().contains("swagger-ui"));
+    let init = c.get(s.at("/docs/swagger-initializer.js")).send().await.unwrap();
+    assert_eq!(init.status(), StatusCode::OK);
+    assert!(init.text().await.unwrap().contains("/openapi.json"));
+    let bundle = c.get(s.at("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
     s.state.jobs.shutdown.cancel();
     let resp = c.get(s.at("/readyz")).send().await;
     if let Ok(resp) = resp {

@@ -157,3 +157,138 @@ fn bench_reports_sandboxed_and_native_timings_as_json() {
         }
     }
 }
+
+/// A directory of images with one that is not an image, and one in a subdirectory.
+fn photo_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = common::corpus_dir().join("photos");
+    std::fs::copy(photos.join("coffee-12mp.jpg"), dir.path().join("coffee.jpg")).unwrap();
+    std::fs::write(dir.path().join("small.png"), common::small_png()).unwrap();
+    std::fs::write(
+        dir.path().join("broken.jpg"),
+        b"\xff\xd8\xff\xe0 not really a jpeg",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not picked up: not an image name").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/deep.png"), common::small_png()).unwrap();
+    dir
+}
+
+fn size_of(path: &std::path::Path) -> (u32, u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (img.width(), img.height())
+}
+
+#[test]
+fn thumb_a_directory_keeps_going_past_a_bad_file() {
+    let input = photo_dir();
+    let out = tempfile::tempdir().unwrap();
+    let o = edgethumb()
+        .arg("thumb")
+        .arg(input.path())
+        .arg("-o")
+        .arg(out.path())
+        .args(["--format", "jpeg", "--width", "80", "--height", "80"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 of 3 thumbnails written"), "{err}");
+    assert!(err.contains("1 failed") && err.contains("broken.jpg"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(size_of(&out.path().join("coffee.jpeg")), (80, 53));
+    assert_eq!(size_of(&out.path().join("small.jpeg")), (80, 60));
+    assert!(
+        !out.path().join("sub").exists(),
+        "not recursive without --recursive"
+    );
+    // Recursively, the subdirectory's image lands in the same subdirectory.
+    let o = edgethumb()
+        .arg("thumb")
+        .arg("--recursive")
+        .arg(input.path())
+        .arg("-o")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("3 of 4 thumbnails written"), "{err}");
+    assert_eq!(size_of(&out.path().join("sub/deep.png")), (100, 75));
+    // Piped, no progress bar is drawn: stderr is the summary alone.
+    assert!(!err.contains("ETA"), "{err}");
+}
+
+#[test]
+fn thumb_reads_stdin_and_takes_the_format_from_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("from-stdin.jpg");
+    let mut child = edgethumb()
+        .args(["thumb", "-", "-o"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &common::small_png()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(image::guess_format(&bytes).unwrap(), image::ImageFormat::Jpeg);
+}
+
+#[test]
+fn bench_reports_each_file_and_keeps_going() {
+    let input = photo_dir();
+    let o = edgethumb()
+        .args(["bench", "--iterations", "1"])
+        .arg(input.path().join("small.png"))
+        .arg(input.path().join("broken.jpg"))
+        .arg(input.path().join("coffee.jpg"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("small.png") && out.contains("coffee.jpg"), "{out}");
+    assert!(err.contains("broken.jpg"), "{err}");
+}
+
+#[test]
+fn batch_against_a_running_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = runtime.block_on(common::server::TestServer::start(data.path(), &[]));
+    let input = photo_dir();
+    let out = tempfile::tempdir().unwrap();
+    let o = edgethumb()
+        .args([
+            "batch",
+            "--server",
+            &server.url,
+            "--recursive",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--chunk",
+            "2",
+        ])
+        .arg(input.path())
+        .arg("-o")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("3 of 4 thumbnails written"), "{err}");
+    assert!(
+        err.contains("broken.jpg") && err.contains("malformed_image"),
+        "{err}"
+    );
+    assert_eq!(size_of(&out.path().join("coffee.png")), (64, 43));
+    assert_eq!(size_of(&out.path().join("sub/deep.png")), (64, 48));
+    runtime.block_on(server.stop());
+}

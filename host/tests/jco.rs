@@ -9,86 +9,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::node::{ensure_npm_packages, repo_root, run_bounded};
 use common::*;
 use edgethumb::sandbox::SandboxError;
 use resizer_core::{Fit, Options, OutputFormat};
 
 /// Node's whole run over the corpus takes well under a minute here.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
-const NPM_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Runs `cmd` to completion, killing it after `timeout`; panics with `what` on any failure.
-/// Returns its stdout (stderr goes to the test's).
-fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> String {
-    let out_file = tempfile::tempfile().unwrap();
-    let mut child = cmd
-        .stdout(out_file.try_clone().unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: could not start it ({e}); is Node.js 20+ with npm installed?"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {timeout:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut f = out_file;
-    std::io::Seek::rewind(&mut f).unwrap();
-    std::io::Read::read_to_string(&mut f, &mut out).unwrap();
-    assert!(status.success(), "{what} failed ({status}); its output:\n{out}");
-    out
-}
-
-/// The version a package.json under scripts/jco pins or holds.
-fn package_version(path: &Path, key: Option<&str>) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let v = match key {
-        Some(k) => &json["dependencies"][k],
-        None => &json["version"],
-    };
-    v.as_str().map(str::to_string)
-}
-
-/// `npm ci --prefix scripts/jco` unless node_modules already holds the pinned versions.
-fn ensure_npm_packages() {
-    let dir = repo_root().join("scripts/jco");
-    let installed = ["@bytecodealliance/jco", "@bytecodealliance/preview2-shim"]
-        .iter()
-        .all(|name| {
-            let pinned = package_version(&dir.join("package.json"), Some(name));
-            let have = package_version(&dir.join("node_modules").join(name).join("package.json"), None);
-            pinned.is_some() && pinned == have
-        });
-    if !installed {
-        eprintln!("jco: installing scripts/jco's npm packages (npm ci)");
-        run_bounded(
-            Command::new("npm")
-                .args(["ci", "--prefer-offline", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir)
-                .current_dir(repo_root()),
-            NPM_TIMEOUT,
-            "npm ci --prefix scripts/jco",
-        );
-    }
-}
 
 fn fit_name(fit: Fit) -> &'static str {
     match fit {
@@ -155,7 +85,10 @@ struct Call {
 #[test]
 fn jco_on_node_gives_the_hosts_bytes_and_errors() {
     let started = Instant::now();
-    ensure_npm_packages();
+    ensure_npm_packages(
+        "jco",
+        &["@bytecodealliance/jco", "@bytecodealliance/preview2-shim"],
+    );
 
     let corpus = corpus_dir().canonicalize().unwrap();
     let manifest = std::fs::read_to_string(corpus.join("MANIFEST.tsv")).unwrap();

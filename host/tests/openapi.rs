@@ -28,6 +28,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/components/{digest}/activate"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/v1/stats"),
+    ("post", "/v1/batches"),
+    ("get", "/v1/batches/{id}"),
+    ("get", "/v1/batches/{id}/archive"),
 ];
 
 fn operations(spec: &Value) -> BTreeSet<(String, String)> {

@@ -147,6 +147,14 @@ async fn a_source_is_stored_once_and_deleted_with_its_last_job() {
     assert_eq!(result_info.refs, 2, "the copy shares the original's result");
 
     assert_eq!(store.delete(replay.id, None).await.unwrap(), Deleted::Cancelled);
+    let cancelled = store
+        .get(replay.id, None)
+        .await
+        .unwrap()
+        .expect("a cancelled job stays");
+    assert_eq!(cancelled.status, edgethumb::store::JobStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    assert_eq!(store.delete(replay.id, None).await.unwrap(), Deleted::Removed);
     assert_eq!(store.delete(upload.id, None).await.unwrap(), Deleted::Removed);
     assert_eq!(store.blob_info(&hash).await.unwrap().map(|i| i.refs), Some(1));
     assert_eq!(store.blob(&hash).await.unwrap().as_deref(), Some(&source[..]));

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 404: no such job (or not this key's).
     #[error("no job with id {0}")]
     JobNotFound(String),
+    /// 404: no such batch (or not this key's).
+    #[error("no batch with id {0}")]
+    BatchNotFound(String),
     /// 403: the admin API is disabled (no admin token configured).
     #[error(
         "the admin API is disabled; start the server with --admin-token (or EDGETHUMB_ADMIN_TOKEN) to use it"
@@ -138,7 +141,9 @@ impl ApiError {
             ApiError::ComponentInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ComponentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
-            ApiError::JobNotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::JobNotFound(_) | ApiError::BatchNotFound(_) | ApiError::NoRoute(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady { .. } | ApiError::Running(_) => StatusCode::CONFLICT,
@@ -165,6 +170,7 @@ impl ApiError {
             ApiError::ComponentNotFound(_) => Code::ComponentNotFound,
             ApiError::ComponentConflict(_) => Code::ComponentConflict,
             ApiError::JobNotFound(_) => Code::JobNotFound,
+            ApiError::BatchNotFound(_) => Code::BatchNotFound,
             ApiError::NoRoute(_) => Code::NotFound,
             ApiError::MethodNotAllowed { .. } => Code::MethodNotAllowed,
             ApiError::BodyTimeout(_) => Code::BodyTimeout,

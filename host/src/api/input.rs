@@ -88,7 +88,7 @@ pub enum OnError {
 }
 
 impl OptionParams {
-    fn set(&mut self, name: &str, value: String) -> bool {
+    pub(crate) fn set(&mut self, name: &str, value: String) -> bool {
         let slot = match name {
             "width" => &mut self.width,
             "height" => &mut self.height,
@@ -102,7 +102,7 @@ impl OptionParams {
     }
 
     /// Fields given here win over `base`.
-    fn over(self, base: OptionParams) -> OptionParams {
+    pub(crate) fn over(self, base: OptionParams) -> OptionParams {
         OptionParams {
             width: self.width.or(base.width),
             height: self.height.or(base.height),
@@ -279,7 +279,7 @@ pub fn check_url_field(field: UrlField, url: &str) -> Result<String, ApiError> {
         })
 }
 
-fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
+pub(crate) fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
     v.map(|v| match v {
         serde_json::Value::String(s) => s,
         other => other.to_string(),

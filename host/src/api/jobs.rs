@@ -131,6 +131,7 @@ enum StatusFilter {
     Running,
     Succeeded,
     Failed,
+    Cancelled,
 }
 
 /// Jobs, newest first.
@@ -145,7 +146,7 @@ async fn list(
         None => None,
         Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "status must be queued, running, succeeded or failed, got {s:?}"
+                "status must be queued, running, succeeded, failed or cancelled, got {s:?}"
             ))
         })?),
     };
@@ -173,9 +174,10 @@ async fn list(
     }))
 }
 
-/// Cancels a queued job or deletes a finished one with its data.
+/// Cancels a queued job (it stays, as `cancelled`, until the retention sweep) or deletes a
+/// finished or cancelled one with its data.
 #[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown job"),
+    responses((status = 204, description = "Cancelled or deleted"), (status = 404, description = "Unknown job"),
         (status = 409, description = "Running")))]
 async fn delete(
     State(state): State<AppState>,
@@ -249,6 +251,10 @@ async fn thumbnail(
         (JobStatus::Queued | JobStatus::Running, _) => Err(ApiError::NotReady {
             detail: format!("job {id} is {}; poll /v1/jobs/{id}?wait=30", job.status.as_str()),
             retry_after: Some(1),
+        }),
+        (JobStatus::Cancelled, _) => Err(ApiError::NotReady {
+            detail: format!("job {id} was cancelled; it has no thumbnail"),
+            retry_after: None,
         }),
         _ => Err(ApiError::NotReady {
             detail: format!(

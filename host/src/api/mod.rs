@@ -3,19 +3,26 @@
 //! the shutdown gate, and problem+json for unknown routes.
 //!
 //! - [`jobs`]: `/v1/jobs` and `/v1/thumbnail`
+//! - [`batches`]: `/v1/batches`, their progress and zip archives
 //! - [`admin`]: `/v1/admin/components`, the component lifecycle
 //! - [`health`]: `/healthz`, `/readyz`
-//! - [`docs`]: `/openapi.json`, `/docs`
+//! - [`stats`]: `/metrics` (Prometheus), `/v1/stats` (the dashboard's figures)
+//! - [`docs`]: `/openapi.json`, `/docs`; [`dashboard`]: `/`, the live page
+//! - [`observe`]: the access log and the HTTP metrics
 //! - [`input`]: reading submissions; [`error`]: errors to problem+json
 
 pub mod admin;
+pub mod batches;
+mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod health;
 pub mod input;
 pub mod jobs;
+mod observe;
 pub mod params;
 pub mod placeholder;
+pub mod stats;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::header;
@@ -46,24 +53,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Reads a submission's body in its turn, within `--body-timeout`: however many clients
-    /// send at once, at most `--max-uploads` bodies are in memory, and a client that trickles
-    /// its body gives up its turn when the time is out.
+    /// Reads a submission's body in its turn, within `--body-timeout`.
     pub async fn read_submission(
         &self,
         req: Request,
         query: input::OptionParams,
     ) -> Result<input::Submission, ApiError> {
-        let config = &self.jobs.config;
+        let read = input::read_submission(req, query, self.jobs.config.max_body_bytes);
+        self.in_upload_turn(read).await?
+    }
+
+    /// Runs `read` (reading a request body) in its turn, within `--body-timeout`: however many
+    /// clients send at once, at most `--max-uploads` bodies are in memory, and a client that
+    /// trickles its body gives up its turn when the time is out.
+    pub async fn in_upload_turn<T>(&self, read: impl Future<Output = T>) -> Result<T, ApiError> {
+        let timeout = self.jobs.config.body_timeout;
         let _turn = self
             .uploads
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let read = input::read_submission(req, query, config.max_body_bytes);
-        tokio::time::timeout(config.body_timeout, read)
+        tokio::time::timeout(timeout, read)
             .await
-            .map_err(|_| ApiError::BodyTimeout(config.body_timeout.as_secs()))?
+            .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))
     }
 }
 
@@ -73,6 +85,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(admin::router())
         .merge(health::router())
+        .merge(stats::router())
+        .merge(batches::router())
 }
 
 /// Builds the whole router.
@@ -85,6 +99,8 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(routes)
         .merge(docs::router(doc))
+        .merge(dashboard::router())
+        .route_layer(axum::middleware::from_fn(observe::mark_route))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_when_shutting_down,
@@ -100,6 +116,10 @@ pub fn router(state: AppState) -> axum::Router {
         // leaves room for form boundaries and fields around an image at the limit.
         .layer(DefaultBodyLimit::max(
             state.jobs.config.max_body_bytes + (64 << 10),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -135,28 +155,27 @@ impl FromRequestParts<AppState> for Owner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.jobs.config.api_keys.is_empty() {
-            return Ok(Owner(None));
-        }
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
-        // Compare digests, so the comparison's timing says nothing about the keys.
-        let fingerprint = key_fingerprint(presented);
-        if state
-            .jobs
-            .config
-            .api_keys
-            .iter()
-            .any(|k| key_fingerprint(k) == fingerprint)
-        {
-            Ok(Owner(Some(fingerprint)))
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+        key_id(&parts.headers, &state.jobs.config.api_keys).map(Owner)
+    }
+}
+
+/// The fingerprint of the request's API key: `None` when no keys are configured, an error
+/// when they are and the request has none of them.
+pub fn key_id(headers: &axum::http::HeaderMap, keys: &[String]) -> Result<Option<String>, ApiError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    // Compare digests, so the comparison's timing says nothing about the keys.
+    let fingerprint = key_fingerprint(presented);
+    if keys.iter().any(|k| key_fingerprint(k) == fingerprint) {
+        Ok(Some(fingerprint))
+    } else {
+        Err(ApiError::Unauthorized)
     }
 }

@@ -4,12 +4,14 @@
 //! - [`worker`]: claim, fetch if needed, run in the sandbox, complete, hand the result to a
 //!   waiting caller; and the sweeper;
 //! - [`webhooks`]: signed, retried deliveries of finished jobs;
+//! - [`batch`]: many submissions recorded as one batch;
 //! - [`view`]: the job as clients see it (the API's answers and the webhooks' bodies).
 //!
 //! A job's bytes go in once: the submission hashes them once, the store keeps them once under
 //! that hash, and this host's worker takes them from memory ([`handoff`]) rather than reading
 //! them back; the synchronous caller gets the thumbnail the same way.
 
+pub mod batch;
 mod handoff;
 pub mod submit;
 pub mod view;
@@ -65,6 +67,8 @@ pub struct Jobs {
     pub shutdown: CancellationToken,
     /// Worker loops currently running, for readiness.
     pub workers_alive: AtomicUsize,
+    /// Workers running a job now, for the metrics and the dashboard.
+    pub workers_busy: AtomicUsize,
     /// Sources on their way to this host's workers, and callers waiting for results.
     handoff: handoff::Handoff,
 }
@@ -86,6 +90,7 @@ impl Jobs {
             components_changed: Arc::new(Notify::new()),
             shutdown,
             workers_alive: AtomicUsize::new(0),
+            workers_busy: AtomicUsize::new(0),
             handoff: handoff::Handoff::default(),
         })
     }
@@ -139,6 +144,8 @@ impl Jobs {
         let deleted = self.store.delete(id, owner).await?;
         if deleted == Deleted::Cancelled {
             self.handoff.take_source(id);
+            // Long-polls on this host see the cancellation now (the store tells other hosts).
+            let _ = self.finished.send(id);
         }
         Ok(deleted)
     }

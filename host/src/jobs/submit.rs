@@ -115,6 +115,8 @@ impl Jobs {
                 .await?
             {
                 tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from the dedup cache");
+                metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1);
+                metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
                 let _ = self.finished.send(job.id);
                 return Ok(Submitted { job, waiter: None });
             }
@@ -152,6 +154,7 @@ impl Jobs {
             }
         };
         tracing::info!(job_id = %job.id, bytes = job.source_bytes, "job queued");
+        metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
         self.wake.notify_one();
         Ok(Submitted { job, waiter })
     }

@@ -61,6 +61,13 @@ pub async fn deliver(jobs: Arc<Jobs>) {
                         let _slot = slot;
                         let _turn = receiver.acquire_owned().await;
                         let outcome = attempt(&jobs, &delivery).await;
+                        let name = match &outcome {
+                            DeliveryOutcome::Delivered => "delivered",
+                            DeliveryOutcome::RetryAt { .. } => "retry",
+                            DeliveryOutcome::GaveUp { .. } => "gave_up",
+                        };
+                        metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "outcome" => name)
+                            .increment(1);
                         if let Err(e) = jobs.store.finish_delivery(&delivery.id, &outcome).await {
                             tracing::warn!(error = %e, "recording a webhook delivery failed");
                         }

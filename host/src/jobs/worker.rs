@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::Instrument;
@@ -21,6 +21,7 @@ use crate::codes::Code;
 use crate::digest::sha256_hex;
 use crate::sandbox::{Resizer, SandboxError};
 use crate::store::{Claimed, Job, JobStatus, Made, Outcome, StoreError, now_ms};
+use crate::telemetry;
 
 /// How often an idle worker looks for work it was not woken for.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -41,8 +42,16 @@ impl Jobs {
             return Ok(Step::Idle);
         };
         let id = claimed.job.id;
+        if claimed.job.attempts == 1
+            && let Some(started) = claimed.job.started_at
+        {
+            telemetry::stage("queue_wait", ms_between(claimed.job.created_at, started));
+        }
         let span = tracing::info_span!("job", job_id = %id, attempt = claimed.job.attempts);
-        let status = self.run_claimed(claimed).instrument(span).await?;
+        self.workers_busy.fetch_add(1, Ordering::SeqCst);
+        let status = self.run_claimed(claimed).instrument(span).await;
+        self.workers_busy.fetch_sub(1, Ordering::SeqCst);
+        let status = status?;
         let _ = self.finished.send(id);
         Ok(Step::Ran(id, status))
     }
@@ -73,8 +82,11 @@ impl Jobs {
                 Err(outcome) => outcome,
             }
         };
+        let storing = Instant::now();
         let completed = self.store.complete(job.id, token, &outcome).await;
+        telemetry::stage("store", storing.elapsed());
         heartbeat.abort();
+        count_outcome(&outcome);
         let Some(done) = completed? else {
             tracing::warn!("lost the claim before finishing (lease expired); another worker owns the job");
             return Ok(match outcome {
@@ -84,6 +96,9 @@ impl Jobs {
             });
         };
         let status = done.status;
+        if let Some(finished) = done.finished_at.filter(|_| status.is_finished()) {
+            telemetry::stage("total", ms_between(done.created_at, finished));
+        }
         if status == JobStatus::Queued {
             self.wake.notify_one();
         } else {
@@ -119,7 +134,10 @@ impl Jobs {
             };
         }
         let url = job.source_url.as_deref().unwrap_or_default();
-        match self.config.fetch.fetch_image(url).await {
+        let fetching = Instant::now();
+        let fetched = self.config.fetch.fetch_image(url).await;
+        telemetry::stage("fetch", fetching.elapsed());
+        match fetched {
             Ok(bytes) => {
                 let bytes = Bytes::from(bytes);
                 tracing::info!(bytes = bytes.len(), "source fetched");
@@ -197,6 +215,7 @@ impl Jobs {
     async fn run_in_sandbox(&self, job: &Job, source: Bytes, resizer: Resizer) -> Outcome {
         let digest = resizer.digest().to_string();
         let options = job.options.to_core();
+        let started = Instant::now();
         let run = tokio::task::spawn_blocking(move || {
             let made = resizer.thumbnail(&source, &options)?;
             // Hashed here, off the async threads, with the image work.
@@ -204,6 +223,8 @@ impl Jobs {
             Ok::<_, SandboxError>((made, hash))
         })
         .await;
+        // Failures included: a call killed at its deadline took its time too.
+        telemetry::stage("sandbox", started.elapsed());
         match run {
             Ok(Ok(((thumb, stats), result_hash))) => {
                 tracing::info!(
@@ -250,6 +271,25 @@ impl Jobs {
             }
         }
     }
+}
+
+/// Counts a claim's outcome: finished by status and code, or retried by code.
+fn count_outcome(outcome: &Outcome) {
+    use crate::telemetry::{JOBS_FINISHED, JOBS_RETRIED};
+    match outcome {
+        Outcome::Succeeded(_) => {
+            metrics::counter!(JOBS_FINISHED, "status" => "succeeded", "code" => "none").increment(1)
+        }
+        Outcome::Failed { code, .. } => {
+            metrics::counter!(JOBS_FINISHED, "status" => "failed", "code" => code.as_str()).increment(1)
+        }
+        Outcome::Retry { code, .. } => metrics::counter!(JOBS_RETRIED, "code" => code.as_str()).increment(1),
+    }
+}
+
+/// The time between two store timestamps (milliseconds since the epoch).
+fn ms_between(from: i64, to: i64) -> Duration {
+    Duration::from_millis(to.saturating_sub(from).max(0) as u64)
 }
 
 fn failure_message(e: &SandboxError) -> String {

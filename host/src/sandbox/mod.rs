@@ -384,17 +384,17 @@ impl Resizer {
         match result {
             Ok(r) => Ok((r, stats)),
             Err(e) => {
-                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+                let (kind, err) = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
                     || e.is::<waits::WaitedPastDeadline>()
                 {
-                    SandboxError::Deadline(config.deadline)
+                    ("deadline", SandboxError::Deadline(config.deadline))
                 } else if store.data().limiter.refused {
-                    SandboxError::MemoryLimit {
-                        cap: config.max_memory_bytes,
-                    }
+                    let cap = config.max_memory_bytes;
+                    ("memory", SandboxError::MemoryLimit { cap })
                 } else {
-                    SandboxError::Trap(format!("{e:#}"))
+                    ("trap", SandboxError::Trap(format!("{e:#}")))
                 };
+                metrics::counter!(crate::telemetry::SANDBOX_KILLS, "kind" => kind).increment(1);
                 tracing::warn!(digest = %self.inner.digest, error = %err, "sandboxed call failed");
                 Err(err)
             }

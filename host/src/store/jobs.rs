@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::notify::{CHANNEL_FINISHED, CHANNEL_JOBS};
 use super::{
-    Claimed, Deleted, Job, JobStatus, Kind, Made, NewJob, NewSource, Outcome, Page, Store, StoreError,
-    decode_cursor, encode_cursor, ms, now_ms,
+    Claimed, Deleted, Job, JobStatus, Kind, Made, NewJob, NewSource, Outcome, Page, QueueStats, Store,
+    StoreError, decode_cursor, encode_cursor, ms, now_ms,
 };
 use crate::codes::Code;
 
@@ -61,7 +61,7 @@ fn opt_u32(row: &AnyRow, column: &str) -> Result<Option<u32>, StoreError> {
 
 /// Owners are stored as `''` when no API key is in use, so every owner filter is a plain,
 /// indexable `owner = $N`.
-fn owner_key(owner: Option<&str>) -> &str {
+pub(super) fn owner_key(owner: Option<&str>) -> &str {
     owner.unwrap_or("")
 }
 
@@ -301,39 +301,55 @@ impl Store {
         Ok(Page { jobs, next_cursor })
     }
 
-    /// Cancels a queued job, or deletes a finished one; its blob references go with it.
+    /// Cancels a queued job (it keeps its row, as `cancelled`, until the sweep; its webhook is
+    /// queued in the same transaction), or deletes a finished or cancelled one with its blob
+    /// references.
     pub async fn delete(&self, id: Uuid, owner: Option<&str>) -> Result<Deleted, StoreError> {
         let mut tx = self.write_tx().await?;
+        let cancelled = sqlx::query(concat!(
+            "UPDATE jobs SET status = 'cancelled', finished_at = $1, not_before = NULL
+             WHERE id = $2 AND owner = $3 AND status = 'queued' RETURNING ",
+            job_columns!()
+        ))
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(owner_key(owner))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = cancelled {
+            let job = job_from_row(&row)?;
+            if let Some(url) = &job.callback_url {
+                self.insert_delivery(&mut tx, id, url).await?;
+            }
+            tx.commit().await?;
+            self.notify(CHANNEL_FINISHED, &id.to_string()).await;
+            return Ok(Deleted::Cancelled);
+        }
         let row = sqlx::query(
-            "DELETE FROM jobs WHERE id = $1 AND owner = $2 AND status <> 'running'
-             RETURNING status, source_hash, result_etag",
+            "DELETE FROM jobs WHERE id = $1 AND owner = $2 AND status IN ('succeeded', 'failed', 'cancelled')
+             RETURNING source_hash, result_etag",
         )
         .bind(id.to_string())
         .bind(owner_key(owner))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            let status: Option<String> =
+            let exists: Option<String> =
                 sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND owner = $2")
                     .bind(id.to_string())
                     .bind(owner_key(owner))
                     .fetch_optional(&mut *tx)
                     .await?;
-            return Ok(if status.is_some() {
+            return Ok(if exists.is_some() {
                 Deleted::Running
             } else {
                 Deleted::NotFound
             });
         };
-        let status: String = row.try_get("status")?;
         self.release_job_refs(&mut tx, &[row]).await?;
         tx.commit().await?;
         self.collect_garbage().await?;
-        Ok(if JobStatus::parse(&status) == Some(JobStatus::Queued) {
-            Deleted::Cancelled
-        } else {
-            Deleted::Removed
-        })
+        Ok(Deleted::Removed)
     }
 
     /// Gives back the blob references of deleted job rows (`source_hash`, `result_etag`).
@@ -356,7 +372,7 @@ impl Store {
     pub async fn sweep(&self, ttl: Duration) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
-            "DELETE FROM jobs WHERE status IN ('succeeded', 'failed') AND finished_at < $1
+            "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
              RETURNING source_hash, result_etag",
         )
         .bind(now_ms() - ms(ttl))
@@ -365,7 +381,30 @@ impl Store {
         self.release_job_refs(&mut tx, &rows).await?;
         tx.commit().await?;
         self.collect_garbage().await?;
+        self.sweep_batches(ttl).await?;
         Ok(rows.len() as u64)
+    }
+
+    /// The queue now, and the jobs finished since `since` (ms since the epoch).
+    pub async fn stats(&self, since: i64) -> Result<QueueStats, StoreError> {
+        let queue =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?;
+        let done = sqlx::query(
+            "SELECT COUNT(CASE WHEN status = 'succeeded' THEN 1 END) AS succeeded,
+                    COUNT(CASE WHEN status = 'failed' THEN 1 END) AS failed
+             FROM jobs WHERE finished_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueStats {
+            queued: queue.try_get::<i64, _>("n")? as u64,
+            oldest_queued_at: queue.try_get("oldest")?,
+            succeeded: done.try_get::<i64, _>("succeeded")? as u64,
+            failed: done.try_get::<i64, _>("failed")? as u64,
+        })
     }
 
     pub async fn count_queued(&self) -> Result<u64, StoreError> {

@@ -17,11 +17,14 @@
 //! as failed instead of looping). Completion is guarded by the claim's token, so a worker whose
 //! lease ran out cannot overwrite the result of the worker that took over.
 
+// `jobs` first: its `job_columns!` is used by `batches`.
+#[macro_use]
+mod jobs;
+mod batches;
 pub mod blobs;
 mod components;
 mod deliveries;
 mod direct;
-mod jobs;
 mod notify;
 mod types;
 
@@ -32,6 +35,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use batches::{Batch, Member};
 pub use components::{ComponentRecord, ComponentStore};
 pub use notify::{CHANNEL_COMPONENTS, CHANNEL_FINISHED, CHANNEL_JOBS, Wakers};
 pub use types::*;

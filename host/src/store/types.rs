@@ -15,6 +15,8 @@ pub enum JobStatus {
     Running,
     Succeeded,
     Failed,
+    /// Cancelled while queued; kept, like a finished job, until the retention sweep.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -24,6 +26,7 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -33,12 +36,16 @@ impl JobStatus {
             "running" => Some(JobStatus::Running),
             "succeeded" => Some(JobStatus::Succeeded),
             "failed" => Some(JobStatus::Failed),
+            "cancelled" => Some(JobStatus::Cancelled),
             _ => None,
         }
     }
 
     pub fn is_finished(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 }
 
@@ -170,6 +177,17 @@ pub struct NewJob {
     pub callback_url: Option<String>,
 }
 
+/// The queue and recent throughput, for the metrics and the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: u64,
+    /// `created_at` of the oldest queued job.
+    pub oldest_queued_at: Option<i64>,
+    /// Jobs that finished since the time asked about, by status.
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 /// A claimed job and the token that proves the claim.
 #[derive(Debug)]
 pub struct Claimed {
@@ -226,7 +244,7 @@ pub struct Page {
 /// What a delete did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleted {
-    /// A queued job was cancelled and removed.
+    /// A queued job was cancelled; it stays, as `cancelled`, until the retention sweep.
     Cancelled,
     /// A finished job and its data were removed.
     Removed,

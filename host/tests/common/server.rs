@@ -195,7 +195,7 @@ pub async fn wait_done(
         }
         let job: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
         let status = job["status"].as_str().unwrap_or_default().to_string();
-        if status == "succeeded" || status == "failed" {
+        if status == "succeeded" || status == "failed" || status == "cancelled" {
             return job;
         }
         assert!(

@@ -1,0 +1,229 @@
+//! `/v1/batches`: many images in one request (a form with several files, or JSON with a list
+//! of URLs), their progress, and a zip of their thumbnails. Each image becomes an ordinary job
+//! through the one submission path, so batches obey the same limits and ownership as jobs.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::input::{ApiQuery, OptionParams};
+use super::{AppState, Owner};
+use crate::jobs::Submission;
+use crate::jobs::batch::BatchItem;
+use crate::jobs::view::JobView;
+use crate::store::{Batch, JobStatus, Member};
+
+mod archive;
+mod form;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(progress))
+        .routes(routes!(archive::archive))
+}
+
+/// A batch of URLs as JSON; the options apply to every image.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonBatch {
+    /// The images' http(s) URLs.
+    #[schema(min_items = 1, max_items = 100)]
+    pub urls: Vec<String>,
+    #[schema(max_length = 4096)]
+    pub callback_url: Option<String>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    pub width: Option<serde_json::Value>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    pub height: Option<serde_json::Value>,
+    #[schema(value_type = Option<super::input::Fit>)]
+    pub fit: Option<String>,
+    #[schema(value_type = Option<super::input::Format>)]
+    pub format: Option<String>,
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
+    pub quality: Option<serde_json::Value>,
+}
+
+/// A batch upload (`multipart/form-data`): any number of `file` parts and the options as
+/// fields, which apply to every image.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form; `form::read` reads it part by part
+pub struct BatchForm {
+    /// The images (each part with a file name is one image).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+    #[schema(max_length = 4096)]
+    callback_url: Option<String>,
+    #[schema(minimum = 1, maximum = 4096)]
+    width: Option<u32>,
+    #[schema(minimum = 1, maximum = 4096)]
+    height: Option<u32>,
+    fit: Option<super::input::Fit>,
+    format: Option<super::input::Format>,
+    #[schema(minimum = 1, maximum = 100)]
+    quality: Option<u8>,
+}
+
+/// A batch's progress and its jobs, in the order they were sent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    pub id: Uuid,
+    pub created_at: String,
+    /// Images in the batch.
+    pub total: u64,
+    /// Jobs finished: succeeded, failed or cancelled.
+    pub done: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub queued: u64,
+    pub running: u64,
+    /// Jobs deleted or expired since.
+    pub gone: u64,
+    /// Nothing is left to run.
+    pub finished: bool,
+    pub jobs: Vec<BatchJob>,
+    pub links: BatchLinks,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchJob {
+    /// The uploaded file's name, or the URL's last path segment.
+    pub name: String,
+    pub job: JobView,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    /// A zip of the finished thumbnails.
+    pub archive: String,
+}
+
+impl From<Batch> for BatchView {
+    fn from(b: Batch) -> Self {
+        let count = |s: JobStatus| b.members.iter().filter(|m| m.job.status == s).count() as u64;
+        let (succeeded, failed, cancelled) = (
+            count(JobStatus::Succeeded),
+            count(JobStatus::Failed),
+            count(JobStatus::Cancelled),
+        );
+        let (queued, running) = (count(JobStatus::Queued), count(JobStatus::Running));
+        BatchView {
+            created_at: crate::jobs::view::rfc3339(b.created_at),
+            total: b.total,
+            done: succeeded + failed + cancelled,
+            succeeded,
+            failed,
+            cancelled,
+            queued,
+            running,
+            gone: b.total - b.members.len() as u64,
+            finished: queued + running == 0,
+            jobs: b
+                .members
+                .into_iter()
+                .map(|m: Member| BatchJob {
+                    name: m.name,
+                    job: JobView::from(m.job),
+                })
+                .collect(),
+            links: BatchLinks {
+                this: format!("/v1/batches/{}", b.id),
+                archive: format!("/v1/batches/{}/archive", b.id),
+            },
+            id: b.id,
+        }
+    }
+}
+
+/// Submit many images at once; 202 with the batch and its `Location`.
+#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(OptionParams),
+    request_body(description = "Several images as a form upload, or JSON with a list of URLs",
+        content((BatchForm = "multipart/form-data"), (JsonBatch = "application/json"))),
+    responses(
+        (status = 202, description = "Queued", body = BatchView,
+            links(
+                ("progress" = (operation_id = "progress", parameters(("id" = "$response.body#/id")))),
+                ("archive" = (operation_id = "archive", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Malformed request"), (status = 413, description = "Body too large"),
+        (status = 415, description = "A part is not an image we decode"),
+        (status = 422, description = "Invalid options, or too many images"),
+        (status = 429, description = "Queue full"), (status = 503, description = "Shutting down")))]
+async fn create(
+    State(state): State<AppState>,
+    owner: Owner,
+    ApiQuery(query): ApiQuery<OptionParams>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let config = state.jobs.config.clone();
+    let items = state.in_upload_turn(form::read(req, query, &config)).await??;
+    let items = items
+        .into_iter()
+        .map(|(name, source, options, callback_url)| BatchItem {
+            name,
+            submission: Submission {
+                owner: owner.0.clone(),
+                source,
+                options,
+                callback_url,
+                component: None,
+                wait: false,
+            },
+        })
+        .collect();
+    let (id, _) = state.jobs.submit_batch(owner.0.clone(), items).await?;
+    let batch = state
+        .jobs
+        .store
+        .batch(id, owner.0.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/v1/batches/{id}"))],
+        Json(BatchView::from(batch)),
+    )
+        .into_response())
+}
+
+pub(super) fn parse_batch_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::BatchNotFound(id.to_string()))
+}
+
+/// A batch's progress (total, done, failed) and each of its jobs.
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", params(("id" = Uuid, Path)),
+    responses((status = 200, body = BatchView), (status = 404, description = "Unknown batch")))]
+async fn progress(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let batch = state
+        .jobs
+        .store
+        .batch(id, owner.0.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))?;
+    Ok(Json(BatchView::from(batch)))
+}
+
+/// A body for a response that is streamed.
+pub(super) fn stream_body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
+    Body::from_stream(tokio_stream_from(rx))
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,71 @@
+//! README.md's curl examples, run as written against a live server: every ```sh block that
+//! follows a `<!-- run -->` marker runs in bash with `B` set to the server, `photo.jpg` and
+//! `in.png` in the working directory, and `curl` failing on any HTTP error.
+
+mod common;
+
+use std::process::Command;
+
+use common::server::*;
+
+fn runnable_blocks(readme: &str) -> Vec<String> {
+    readme
+        .split("<!-- run -->")
+        .skip(1)
+        .map(|rest| {
+            let start = rest.find("```sh\n").expect("a ```sh block follows <!-- run -->") + 6;
+            let end = rest[start..].find("```").unwrap() + start;
+            rest[start..end].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_run_as_written() {
+    let readme = include_str!("../../README.md");
+    let blocks = runnable_blocks(readme);
+    assert!(
+        blocks.len() >= 3,
+        "README.md marks its API examples with <!-- run -->"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let s = TestServer::start(data.path(), &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::corpus_dir().join("photos/coffee-12mp.jpg"),
+        work.path().join("photo.jpg"),
+    )
+    .unwrap();
+    std::fs::write(work.path().join("in.png"), common::small_png()).unwrap();
+    for block in &blocks {
+        let script =
+            format!("set -euo pipefail\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{block}");
+        let dir = work.path().to_path_buf();
+        let url = s.url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .arg("-c")
+                .arg(&script)
+                .current_dir(&dir)
+                .env("B", url)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "this README example failed:\n{block}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // What the examples wrote is what they say they write.
+    let thumb = image::open(work.path().join("thumb.png")).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (100, 67));
+    let out = image::open(work.path().join("out.png")).unwrap();
+    assert_eq!((out.width(), out.height()), (64, 48));
+    let zip = std::fs::File::open(work.path().join("thumbs.zip")).unwrap();
+    assert!(zip::ZipArchive::new(zip).unwrap().len() >= 2);
+    s.stop().await;
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Drives the dashboard (/) in headless Chromium as a person would: uploads an image, waits
+// for its thumbnail to show up in the recent jobs, checks the image's real size, opens the
+// job's detail, and takes a screenshot.
+//
+//   node dashboard.mjs --base http://127.0.0.1:PORT --image img.jpg --width 64 --height 64 \
+//     --expect-width W --expect-height H --screenshot out.png [--api-key KEY]
+//
+// Every request the page makes is recorded, and any that would leave loopback is aborted
+// before it is sent and fails the run. Prints one JSON line and exits 0, or the reason on
+// stderr and exits 1. Chromium: $CHROMIUM, else /usr/bin/chromium.
+
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const OVERALL_MS = 90_000;
+const THUMB_MS = 60_000;
+
+const { values: opt } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    image: { type: 'string' },
+    width: { type: 'string', default: '64' },
+    height: { type: 'string', default: '64' },
+    'expect-width': { type: 'string' },
+    'expect-height': { type: 'string' },
+    screenshot: { type: 'string' },
+    'api-key': { type: 'string' },
+  },
+  strict: true,
+});
+for (const name of ['base', 'image', 'expect-width', 'expect-height', 'screenshot']) {
+  if (!opt[name]) {
+    console.error(`dashboard.mjs: --${name} is required`);
+    process.exit(1);
+  }
+}
+const base = opt.base.replace(/\/+$/, '');
+const expectWidth = Number(opt['expect-width']);
+const expectHeight = Number(opt['expect-height']);
+
+/** True for URLs that cannot leave this machine: loopback hosts, and data:/blob: URLs. */
+function isLoopback(url) {
+  let u;
+  try { u = new URL(url); } catch { return false; }
+  if (u.protocol === 'data:' || u.protocol === 'blob:') return true;
+  const host = u.hostname;
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+let browser;
+const requests = [];
+const nonLoopback = [];
+const pageErrors = [];
+
+async function run() {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    timeout: 30_000,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
+      '--disable-dev-shm-usage'],
+  });
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    serviceWorkers: 'block', // a service worker's requests would bypass the route below
+  });
+  // Installed before anything loads: nothing non-loopback is ever sent.
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (isLoopback(url)) return route.continue();
+    nonLoopback.push(url);
+    return route.abort('blockedbyclient');
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('websocket', (ws) => {
+    requests.push(ws.url());
+    if (!isLoopback(ws.url().replace(/^ws/, 'http'))) nonLoopback.push(ws.url());
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e && e.message || e)));
+
+  const answer = await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+  if (!answer || !answer.ok()) throw new Error(`GET / answered ${answer ? answer.status() : 'nothing'}`);
+
+  if (opt['api-key']) await page.fill('#api-key', opt['api-key']);
+  // Once /v1/stats has answered, the page knows whether a key is missing.
+  await page.waitForSelector('#conn.up', { timeout: 15_000 }).catch(async () => {
+    throw new Error(`the page could not read /v1/stats: ${await page.textContent('#error')}`);
+  });
+  if (await page.isVisible('#key-hint')) throw new Error('the server requires an API key: pass --api-key');
+  await page.fill('#width', opt.width);
+  await page.fill('#height', opt.height);
+  await page.selectOption('#fit', 'contain');
+  await page.selectOption('#format', 'png');
+
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST'
+    && new URL(r.url()).pathname === '/v1/jobs', { timeout: 30_000 });
+  await page.setInputFiles('#files', path.resolve(opt.image));
+  await page.click('#submit');
+  const response = await posted;
+  const body = await response.json().catch(() => null);
+  if (response.status() !== 202 || !body || !body.id) {
+    throw new Error(`POST /v1/jobs answered ${response.status()}: ${body && (body.detail || JSON.stringify(body))}`);
+  }
+  const id = body.id;
+
+  // Wait for this job's thumbnail to be decoded, or for the job to fail (then say why at once
+  // rather than after the whole timeout).
+  const seen = await page.waitForFunction((jobId) => {
+    const row = document.querySelector(`#jobs [data-job-id="${CSS.escape(jobId)}"]`);
+    if (row && (row.dataset.status === 'failed' || row.dataset.status === 'cancelled')) {
+      const cell = row.querySelector('.code');
+      return { status: row.dataset.status, error: cell ? `${cell.textContent}: ${cell.title}` : row.textContent };
+    }
+    const img = document.querySelector(`img.thumb[data-job-id="${CSS.escape(jobId)}"]`);
+    if (img && img.complete && img.naturalWidth > 0) {
+      return { status: 'shown', width: img.naturalWidth, height: img.naturalHeight };
+    }
+    return null;
+  }, id, { timeout: THUMB_MS, polling: 100 }).then((h) => h.jsonValue()).catch(async (e) => {
+    const shown = await page.textContent('#error').catch(() => '');
+    throw new Error(`no thumbnail for job ${id} within ${THUMB_MS / 1000} s${shown ? ` (page error: ${shown})` : ''}: ${e.message.split('\n')[0]}`);
+  });
+  if (seen.status !== 'shown') throw new Error(`job ${id} ${seen.status}: ${seen.error}`);
+  if (seen.width !== expectWidth || seen.height !== expectHeight) {
+    throw new Error(`thumbnail is ${seen.width}x${seen.height}, expected ${expectWidth}x${expectHeight}`);
+  }
+
+  await page.click(`#jobs [data-job-id="${id}"]`);
+  await page.waitForFunction((jobId) => {
+    const text = document.getElementById('detail').textContent;
+    return text.includes(jobId) && text.includes('"succeeded"');
+  }, id, { timeout: 10_000 }).catch(async () => {
+    throw new Error(`#detail does not show job ${id} as "succeeded": ${(await page.textContent('#detail')).slice(0, 300)}`);
+  });
+
+  await page.screenshot({ path: opt.screenshot, fullPage: true });
+  if (pageErrors.length) throw new Error(`uncaught errors in the page: ${pageErrors.join('; ')}`);
+  if (nonLoopback.length) throw new Error(`requests that would leave loopback: ${nonLoopback.join(', ')}`);
+  return { id, width: seen.width, height: seen.height };
+}
+
+let timer;
+const overall = new Promise((_, reject) => {
+  timer = setTimeout(() => reject(new Error(`gave up after ${OVERALL_MS / 1000} s`)), OVERALL_MS);
+});
+let code = 1;
+try {
+  const r = await Promise.race([run(), overall]);
+  console.log(JSON.stringify({
+    ok: true, job: r.id, width: r.width, height: r.height,
+    request_count: requests.length, requests: [...new Set(requests)], non_loopback: nonLoopback,
+  }));
+  code = 0;
+} catch (e) {
+  const message = String(e && e.message || e);
+  console.error(`dashboard.mjs: ${message}`);
+  if (nonLoopback.length && !message.includes('leave loopback')) console.error(`non-loopback requests (aborted): ${nonLoopback.join(', ')}`);
+} finally {
+  clearTimeout(timer);
+  // Bounded too: a wedged browser must not keep the script alive.
+  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
+}
+process.exit(code);
