@@ -21,6 +21,19 @@ async fn submit_url(c: &reqwest::Client, s: &TestServer, body: Value) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Uploads a small PNG whose webhook goes to `hook`; the job as the server answered it.
+async fn upload_with_callback(c: &reqwest::Client, s: &TestServer, hook: &str) -> Value {
+    let resp = c
+        .post(s.at(&format!("/v1/jobs?callback_url={}", urlencode(hook))))
+        .header("content-type", "image/png")
+        .body(small_png())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    resp.json().await.unwrap()
+}
+
 async fn url_job(c: &reqwest::Client, s: &TestServer, url: &str) -> Value {
     let job = submit_url(c, s, json!({ "url": url })).await;
     wait_done(c, &s.url, job["id"].as_str().unwrap(), None).await
@@ -280,16 +293,7 @@ async fn each_finished_job_is_delivered_once_and_signed() {
     .await;
     let c = client();
     let hook = origin.url("/hook");
-    let ok = c
-        .post(s.at(&format!("/v1/jobs?callback_url={}", urlencode(&hook))))
-        .header("content-type", "image/png")
-        .body(small_png())
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let ok = upload_with_callback(&c, &s, &hook).await;
     let failed = submit_url(
         &c,
         &s,
@@ -431,20 +435,8 @@ async fn a_delivery_survives_a_restart_between_tries() {
     ];
     let s = TestServer::start(dir.path(), &args).await;
     let c = client();
-    let resp = c
-        .post(s.at(&format!(
-            "/v1/jobs?callback_url={}",
-            urlencode(&origin.url("/hook"))
-        )))
-        .header("content-type", "image/png")
-        .body(small_png())
-        .send()
-        .await
-        .unwrap();
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let job = upload_with_callback(&c, &s, &origin.url("/hook")).await;
+    let id = job["id"].as_str().unwrap().to_string();
     wait_done(&c, &s.url, &id, None).await;
     wait_deliveries(&origin, 1, Duration::from_secs(20)).await;
     // The first try failed; stop before the second (due in ~2 s).
@@ -649,7 +641,41 @@ async fn one_owner_cannot_pile_up_webhooks() {
     s.stop().await;
 }
 
+/// A queued job that is cancelled is finished for its receiver too: one signed delivery with
+/// status `cancelled`.
+async fn a_cancelled_job_is_delivered_as_cancelled() {
+    let origin = Origin::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--workers",
+        "0",
+        "--fetch-allow",
+        "127.0.0.1",
+        "--webhook-secret",
+        SECRET,
+    ];
+    let s = TestServer::start(dir.path(), &args).await;
+    let c = client();
+    let job = upload_with_callback(&c, &s, &origin.url("/hook")).await;
+    let id = job["id"].as_str().unwrap();
+    let resp = c.delete(s.at(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    wait_deliveries(&origin, 1, Duration::from_secs(20)).await;
+    let (headers, body) = origin.state.deliveries.lock().unwrap()[0].clone();
+    assert!(verify(&headers, &body));
+    let delivered: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (delivered["id"].as_str(), delivered["status"].as_str()),
+        (Some(id), Some("cancelled")),
+        "{delivered}"
+    );
+    let job = get_json(&c, s.at(&format!("/v1/jobs/{id}"))).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    s.stop().await;
+}
+
 both_backends!(
+    a_cancelled_job_is_delivered_as_cancelled,
     only_listed_sources_are_contacted,
     one_owner_cannot_pile_up_webhooks,
     large_placeholders_do_not_stall_the_api,

@@ -57,7 +57,7 @@ pub struct JsonBatch {
 #[allow(dead_code)] // documents the form; `form::read` reads it part by part
 pub struct BatchForm {
     /// The images (each part with a file name is one image).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 100)]
     file: Vec<Vec<u8>>,
     #[schema(max_length = 4096)]
     callback_url: Option<String>,

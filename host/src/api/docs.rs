@@ -47,6 +47,8 @@ pub fn router(doc: Document) -> axum::Router<AppState> {
         "FormSubmission",
         "ComponentForm",
         "ReplayRequest",
+        "BatchForm",
+        "JsonBatch",
     ] {
         if let Some(s) = doc["components"]["schemas"].get_mut(closed) {
             s["additionalProperties"] = json!(false);
