@@ -96,8 +96,25 @@ fn shrink_on_load(
             let entry = formats::ico::decode_for(data, opts.max_pixels, need)?;
             Ok(Some((Source::whole(entry), info)))
         }
+        ImageFormat::Bmp => Ok(bmp_shrink_on_load(data, opts)),
         _ => Ok(None),
     }
+}
+
+/// A bitmap reduced by the resize's own block average as its rows are read: the same result
+/// as decoding it whole and pre-shrinking, without the full-size image.
+fn bmp_shrink_on_load(data: &[u8], opts: &Options) -> Option<(Source, ImageInfo)> {
+    let info = own_header(data, ImageFormat::Bmp).ok()?;
+    let (w, h) = (info.width, info.height);
+    let (out_w, out_h) = target_size(w, h, opts.width, opts.height, opts.fit);
+    let extent = (w as f64, h as f64);
+    let (kx, ky) = crate::resize::blocks(extent, out_w, out_h, opts.fit);
+    if (kx, ky) == (1, 1) {
+        return None;
+    }
+    let image = formats::bmp::decode_reduced(data, opts.max_pixels, kx, ky)?;
+    let extent = (extent.0 / kx as f64, extent.1 / ky as f64);
+    Some((Source { image, extent }, info))
 }
 
 /// Refuses a `w` x `h` decode over the limit, reporting the image's own (displayed) size.

@@ -52,16 +52,8 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
         image: source,
         extent: (sw, sh),
     } = source;
-    // The part of the source that becomes the output, in source pixels.
-    let (crop_w, crop_h) = match fit {
-        Fit::Cover => {
-            let scale = (w as f64 / sw).max(h as f64 / sh);
-            ((w as f64 / scale).min(sw), (h as f64 / scale).min(sh))
-        }
-        Fit::Contain | Fit::Fill => (sw, sh),
-    };
-    let block = |crop: f64, out: u32| ((crop / out as f64 / REDUCING_GAP).floor() as u32).clamp(1, MAX_BLOCK);
-    let (kx, ky) = (block(crop_w, w), block(crop_h, h));
+    let (crop_w, crop_h) = crop_size((sw, sh), w, h, fit);
+    let (kx, ky) = blocks((sw, sh), w, h, fit);
     let (reduced, (kx, ky)) = match (kx, ky) {
         (1, 1) => (source, (1, 1)),
         _ => match reduce(&source, kx, ky) {
@@ -80,6 +72,26 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
         .resize(&reduced, &mut small, &options)
         .map_err(|e| Error::Internal(format!("resize failed: {e}")))?;
     Ok(small)
+}
+
+/// The part of a source of `extent` that becomes the `w` x `h` output, in source pixels.
+fn crop_size((sw, sh): (f64, f64), w: u32, h: u32, fit: Fit) -> (f64, f64) {
+    match fit {
+        Fit::Cover => {
+            let scale = (w as f64 / sw).max(h as f64 / sh);
+            ((w as f64 / scale).min(sw), (h as f64 / scale).min(sh))
+        }
+        Fit::Contain | Fit::Fill => (sw, sh),
+    }
+}
+
+/// The pre-shrink's block size on each axis for a source of `extent` into `w` x `h`; (1, 1)
+/// when there is none. A decoder that can average blocks as it reads (see
+/// [`crate::formats::bmp::decode_reduced`]) asks this, so its result needs no second one.
+pub fn blocks(extent: (f64, f64), w: u32, h: u32, fit: Fit) -> (u32, u32) {
+    let (crop_w, crop_h) = crop_size(extent, w, h, fit);
+    let block = |crop: f64, out: u32| ((crop / out as f64 / REDUCING_GAP).floor() as u32).clamp(1, MAX_BLOCK);
+    (block(crop_w, w), block(crop_h, h))
 }
 
 /// Averages `kx` x `ky` blocks, or `None` for pixel types it does not handle (floating point:

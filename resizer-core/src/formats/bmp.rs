@@ -38,14 +38,71 @@ pub fn decode(data: &[u8], max_pixels: u64) -> Result<DynamicImage, Error> {
     let dib = strip_file_header(data)?;
     let info = Info::parse(dib, false)?;
     check_pixels(info.width, info.height, max_pixels)?;
-    // The file header's pixel offset is the only way to find pixels behind a palette or ICC
-    // data of unexpected size; when it points into the headers or past the end, fall back to
-    // "right after the palette".
-    let pixels_start = u32_at(data, 10)
+    decode_info(&info, dib, file_pixels_start(data, dib, &info), max_pixels)
+}
+
+/// The file header's pixel offset, from the DIB's start. It is the only way to find pixels
+/// behind a palette or ICC data of unexpected size; when it points into the headers or past
+/// the end, `None`: the pixels are then taken to start right after the palette.
+fn file_pixels_start(data: &[u8], dib: &[u8], info: &Info) -> Option<usize> {
+    u32_at(data, 10)
         .and_then(|off| usize::try_from(off).ok())
         .and_then(|off| off.checked_sub(FILE_HEADER_LEN))
-        .filter(|&off| off >= info.palette_start && off < dib.len());
-    decode_info(&info, dib, pixels_start, max_pixels)
+        .filter(|&off| off >= info.palette_start && off < dib.len())
+}
+
+/// Shrink-on-load for the common case, an uncompressed 24-bit bitmap with every row present:
+/// averages `kx` x `ky` blocks straight from the file's rows (BGR, bottom-up or top-down) into
+/// an RGB image of `ceil(w / kx)` x `ceil(h / ky)`, whose last column and row average the
+/// partial blocks they hold, as [`crate::resize`]'s pre-shrink does. The full-size image is
+/// never made: one pass over the file, and the peak is the small result. `None` for anything
+/// else, which the full decoders then take.
+pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<DynamicImage> {
+    let dib = strip_file_header(data).ok()?;
+    let info = Info::parse(dib, false).ok()?;
+    if info.encoding != Encoding::Rgb || info.bpp != 24 || kx == 0 || ky == 0 {
+        return None;
+    }
+    check_pixels(info.width, info.height, max_pixels).ok()?;
+    let start = file_pixels_start(data, dib, &info).unwrap_or_else(|| info.default_pixels_start());
+    let stride = info.stride()?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let row_len = w * 3;
+    let pixels = dib.get(start..)?;
+    if pixels.len() < stride.checked_mul(h - 1)?.checked_add(row_len)? {
+        return None;
+    }
+    let (kx, ky) = (kx as usize, ky as usize);
+    let (ow, oh) = (w.div_ceil(kx), h.div_ceil(ky));
+    let mut out = vec![0u8; ow * oh * 3];
+    // Column sums of one band of `ky` rows (at most 64 * 255 each), then block sums.
+    let mut columns = vec![0u32; row_len];
+    for (oy, dst) in out.chunks_exact_mut(ow * 3).enumerate() {
+        let y0 = oy * ky;
+        let rows = ky.min(h - y0);
+        columns.fill(0);
+        for y in y0..y0 + rows {
+            let file_row = if info.top_down { y } else { h - 1 - y };
+            let src = &pixels[file_row * stride..][..row_len];
+            for (sum, &v) in columns.iter_mut().zip(src) {
+                *sum += u32::from(v);
+            }
+        }
+        for (ox, px) in dst.chunks_exact_mut(3).enumerate() {
+            let x0 = ox * kx;
+            let cols = kx.min(w - x0);
+            let mut bgr = [0u32; 3];
+            for c in columns[x0 * 3..(x0 + cols) * 3].chunks_exact(3) {
+                bgr[0] += c[0];
+                bgr[1] += c[1];
+                bgr[2] += c[2];
+            }
+            let n = (cols * rows) as u32;
+            let avg = |sum: u32| ((sum + n / 2) / n) as u8;
+            px.copy_from_slice(&[avg(bgr[2]), avg(bgr[1]), avg(bgr[0])]);
+        }
+    }
+    RgbImage::from_raw(ow as u32, oh as u32, out).map(DynamicImage::ImageRgb8)
 }
 
 /// What [`dib_header`] reads from a DIB.
@@ -672,6 +729,73 @@ mod tests {
         data.extend_from_slice(&[0, 0, 0xff, 0, 0xff, 0, 0, 0]);
         data.extend_from_slice(pixels);
         data
+    }
+
+    /// Block averages of the full decode, the plain way.
+    fn box_average(img: &RgbImage, kx: u32, ky: u32) -> RgbImage {
+        let (w, h) = img.dimensions();
+        RgbImage::from_fn(w.div_ceil(kx), h.div_ceil(ky), |ox, oy| {
+            let (mut sum, mut n) = ([0u32; 3], 0);
+            for y in oy * ky..((oy + 1) * ky).min(h) {
+                for x in ox * kx..((ox + 1) * kx).min(w) {
+                    let p = img.get_pixel(x, y).0;
+                    (0..3).for_each(|c| sum[c] += p[c] as u32);
+                    n += 1;
+                }
+            }
+            image::Rgb(sum.map(|s| ((s + n / 2) / n) as u8))
+        })
+    }
+
+    #[test]
+    fn reduced_24_bit_decodes_average_the_full_decode() {
+        let photo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/corpus/photos/coffee-2mp.bmp"
+        ))
+        .unwrap();
+        // An odd width (row padding) stored top-down, and the usual bottom-up order.
+        let (w, h) = (7u32, 5u32);
+        let row: Vec<u8> = (0..w * 3).map(|i| (i * 37 % 251) as u8).chain([0; 3]).collect();
+        let pixels: Vec<u8> = (0..h)
+            .flat_map(|y| row.iter().map(move |v| v.wrapping_add(y as u8 * 50)))
+            .collect();
+        let cases = [
+            (photo, vec![(4, 4), (7, 5), (64, 64)]),
+            (
+                bmp_file(w as i32, -(h as i32), 24, 0, &pixels),
+                vec![(2, 2), (3, 4), (7, 5)],
+            ),
+            (bmp_file(w as i32, h as i32, 24, 0, &pixels), vec![(2, 3)]),
+            (read("rgb24.bmp"), vec![(3, 3)]),
+            (read("V5_24_Bit.bmp"), vec![(5, 2)]),
+        ];
+        for (data, blocks) in cases {
+            let full = decode(&data, u64::MAX).unwrap().to_rgb8();
+            for (kx, ky) in blocks {
+                let reduced = decode_reduced(&data, u64::MAX, kx, ky)
+                    .expect("a 24-bit bitmap")
+                    .to_rgb8();
+                assert_eq!(reduced, box_average(&full, kx, ky), "{kx}x{ky}");
+            }
+        }
+    }
+
+    #[test]
+    fn reduced_decodes_leave_other_bitmaps_to_the_full_decoder() {
+        let pixels = vec![9u8; 24 * 5];
+        let whole = bmp_file(7, 5, 24, 0, &pixels);
+        assert!(decode_reduced(&whole, u64::MAX, 2, 2).is_some());
+        // Truncated, over the pixel limit, another depth, RLE, or garbage.
+        // (The last row needs no padding; its last pixel does.)
+        assert!(decode_reduced(&whole[..whole.len() - 3], u64::MAX, 2, 2).is_some());
+        assert!(decode_reduced(&whole[..whole.len() - 4], u64::MAX, 2, 2).is_none());
+        assert!(decode_reduced(&whole, 34, 2, 2).is_none());
+        assert!(decode_reduced(&read("pal8rle.bmp"), u64::MAX, 2, 2).is_none());
+        assert!(decode_reduced(&read("rgb16.bmp"), u64::MAX, 2, 2).is_none());
+        for cut in [0, 2, 14, 30, 54] {
+            assert!(decode_reduced(&whole[..cut], u64::MAX, 2, 2).is_none());
+        }
     }
 
     #[test]
