@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
-use super::{Header, check_pixels};
+use super::{Header, check_pixels, lzw};
 use crate::Error;
 
 fn malformed(e: gif::DecodingError) -> Error {
@@ -105,28 +105,60 @@ pub fn decode(data: &[u8], max_pixels: u64) -> Result<DynamicImage, Error> {
     Ok(DynamicImage::ImageRgba8(canvas))
 }
 
-/// An opaque first frame that fills the canvas (most GIF photos): palette indices expanded
-/// through a table into RGB. Three channels instead of four make the resize cheaper (and it
-/// skips the alpha premultiply), and the peak is 4 bytes a pixel instead of RGBA's 5 (the
-/// decoder's own index buffer plus the RGBA frame).
+/// An opaque first frame that fills the canvas (most GIF photos): our own LZW decoder
+/// ([`lzw`]), reading the data sub-blocks where they are in the file, into palette indices,
+/// expanded through a table into RGB. Three channels instead of four make the resize cheaper
+/// (and it skips the alpha premultiply), and the peak is 4 bytes a pixel instead of RGBA's 5.
 fn decode_opaque(data: &[u8], fw: u32, fh: u32) -> Result<DynamicImage, Error> {
+    let image = match lzw::first_image(data) {
+        // The same image the gif crate found, with a code size ours takes.
+        Some(image)
+            if (image.left, image.top, image.width as u32, image.height as u32) == (0, 0, fw, fh)
+                && data.get(image.at).is_some_and(|m| (1..=8).contains(m)) =>
+        {
+            image
+        }
+        _ => return decode_opaque_with_gif_crate(data, fw, fh),
+    };
+    let mut indices = vec![0u8; fw as usize * fh as usize];
+    lzw::decode(data[image.at], &data[image.at + 1..], &mut indices)?;
+    Ok(expand(&indices, image.palette, fw, fh, image.interlaced))
+}
+
+/// The same through the gif crate's decoder, for LZW code sizes ours does not take.
+fn decode_opaque_with_gif_crate(data: &[u8], fw: u32, fh: u32) -> Result<DynamicImage, Error> {
     let limit = fw as u64 * fh as u64 + (1 << 20);
     let (mut decoder, _) = open(data, limit, gif::ColorOutput::Indexed)?;
     let mut indices = vec![0u8; fw as usize * fh as usize];
     decoder.read_into_buffer(&mut indices).map_err(malformed)?;
+    let palette = decoder.palette().map_err(malformed)?.to_vec();
+    Ok(expand(&indices, &palette, fw, fh, false))
+}
+
+/// Palette indices to RGB, rows put in display order when the frame is `interlaced` (stored
+/// as every 8th row from 0, every 8th from 4, every 4th from 2, then every 2nd from 1).
+fn expand(indices: &[u8], palette: &[u8], fw: u32, fh: u32, interlaced: bool) -> DynamicImage {
     // Indices past the palette's end are black, as Pillow shows them.
     let mut table = [[0u8; 3]; 256];
-    let palette = decoder.palette().map_err(malformed)?;
     for (entry, rgb) in table.iter_mut().zip(palette.chunks_exact(3)) {
         entry.copy_from_slice(rgb);
     }
-    let mut rgb = vec![0u8; indices.len() * 3];
-    for (px, &i) in rgb.chunks_exact_mut(3).zip(&indices) {
-        px.copy_from_slice(&table[i as usize]);
+    let (w, h) = (fw as usize, fh as usize);
+    let mut rgb = vec![0u8; w * h * 3];
+    let rows: Vec<usize> = match interlaced {
+        true => [(0, 8), (4, 8), (2, 4), (1, 2)]
+            .into_iter()
+            .flat_map(|(first, step)| (first..h).step_by(step))
+            .collect(),
+        false => (0..h).collect(),
+    };
+    for (src, y) in indices.chunks_exact(w).zip(rows) {
+        let dst = &mut rgb[y * w * 3..][..w * 3];
+        for (px, &i) in dst.chunks_exact_mut(3).zip(src) {
+            px.copy_from_slice(&table[i as usize]);
+        }
     }
-    RgbImage::from_raw(fw, fh, rgb)
-        .map(DynamicImage::ImageRgb8)
-        .ok_or_else(|| Error::Internal("gif frame buffer size".into()))
+    DynamicImage::ImageRgb8(RgbImage::from_raw(fw, fh, rgb).expect("the buffer is w * h * 3"))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod bmp;
 pub mod gif;
 pub mod ico;
 pub mod jpeg_scaled;
+mod lzw;
 pub mod tiff;
 
 /// What a fallback decoder reads from a header.
