@@ -222,14 +222,14 @@ pub fn first_image(data: &[u8]) -> Option<FirstImage<'_>> {
 
 /// Copies `len` bytes from `from` to `to` within `out` (`from + len <= to` always holds for
 /// table strings; the copy is a memmove all the same). Short strings, most of a photo's, are
-/// copied eight bytes at a time where both ends have room: bytes past `len` are written too,
-/// and the strings that follow overwrite them.
+/// copied as one 16-byte chunk (one SIMD load and store) where both ends have room: bytes past
+/// `len` are written too, and the strings that follow overwrite them.
 #[inline(always)]
 fn copy_back(out: &mut [u8], from: usize, to: usize, len: usize) {
-    if len <= 8 && to + 8 <= out.len() {
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&out[from..from + 8]);
-        out[to..to + 8].copy_from_slice(&chunk);
+    if len <= 16 && to + 16 <= out.len() {
+        let mut chunk = [0u8; 16];
+        chunk.copy_from_slice(&out[from..from + 16]);
+        out[to..to + 16].copy_from_slice(&chunk);
     } else {
         out.copy_within(from..from + len, to);
     }
