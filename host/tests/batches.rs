@@ -20,16 +20,6 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn truncated_jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(200, 120, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90))
-        .unwrap();
-    out.truncate(out.len() / 2);
-    out
-}
-
 fn form(files: &[(&str, Vec<u8>)]) -> Form {
     files.iter().fold(
         Form::new().text("width", "50").text("height", "50"),
@@ -60,7 +50,7 @@ async fn a_batch_reports_progress_and_zips_its_thumbnails() {
     let c = client();
     let files = [
         ("wide.png", png(200, 100)),
-        ("broken.jpg", truncated_jpeg()),
+        ("broken.jpg", common::truncated_jpeg()),
         ("notes.txt", b"not an image".to_vec()),
         ("../tall.png", png(60, 120)),
     ];

@@ -85,16 +85,6 @@ impl Scrape {
     }
 }
 
-fn truncated_jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(256, 256, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90))
-        .unwrap();
-    out.truncate(out.len() / 2);
-    out
-}
-
 async fn step(s: &TestServer) {
     assert!(matches!(s.state.jobs.step().await.unwrap(), Step::Ran(..)));
 }
@@ -111,7 +101,8 @@ async fn metrics_follow_real_jobs() {
     }
 
     let good = post_image(&c, &s.at("/v1/jobs"), "image/png", small_png()).await;
-    let hook = json!({ "image_base64": base64_of(&truncated_jpeg()), "callback_url": origin.url("/hook") });
+    let hook =
+        json!({ "image_base64": base64_of(&common::truncated_jpeg()), "callback_url": origin.url("/hook") });
     let resp = c.post(s.at("/v1/jobs")).json(&hook).send().await.unwrap();
     assert_eq!(resp.status(), 202);
     let queued = Scrape::of(&c, &s).await;

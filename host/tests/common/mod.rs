@@ -192,6 +192,17 @@ pub fn small_png() -> Vec<u8> {
     out
 }
 
+/// A JPEG cut off half way: a job on it fails with `malformed_image`.
+pub fn truncated_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(256, 256, |x, y| image::Rgb([x as u8, y as u8, (x ^ y) as u8]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90))
+        .unwrap();
+    out.truncate(out.len() / 2);
+    out
+}
+
 /// Asserts the built-in component still thumbnails an image correctly.
 pub fn assert_next_call_works(resizer: &Resizer) {
     let (t, _) = resizer
