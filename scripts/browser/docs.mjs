@@ -9,7 +9,7 @@
 // Chromium: $CHROMIUM, else /usr/bin/chromium.
 
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { isLoopback, loopbackPage } from './loopback.mjs';
 
 const OVERALL_MS = 90_000;
 const MIN_OPERATIONS = 10;
@@ -26,15 +26,6 @@ for (const name of ['base', 'screenshot']) {
 }
 const base = opt.base.replace(/\/+$/, '');
 
-/** True for URLs that cannot leave this machine: loopback hosts, and data:/blob: URLs. */
-function isLoopback(url) {
-  let u;
-  try { u = new URL(url); } catch { return false; }
-  if (u.protocol === 'data:' || u.protocol === 'blob:') return true;
-  const host = u.hostname;
-  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
-}
-
 let browser;
 const requests = [];
 const nonLoopback = [];
@@ -43,27 +34,8 @@ const badStatus = [];
 const pageErrors = [];
 
 async function run() {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    timeout: 30_000,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-      '--disable-dev-shm-usage'],
-  });
-  const context = await browser.newContext({
-    viewport: { width: 1280, height: 800 },
-    serviceWorkers: 'block', // a service worker's requests would bypass the route below
-  });
-  // Installed before anything loads: nothing non-loopback is ever sent.
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (isLoopback(url)) return route.continue();
-    nonLoopback.push(url);
-    return route.abort('blockedbyclient');
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('request', (r) => requests.push(r.url()));
+  let page;
+  ({ browser, page } = await loopbackPage(requests, nonLoopback));
   page.on('requestfailed', (r) => {
     // Those aborted above are reported as non-loopback already.
     if (isLoopback(r.url())) failed.push(`${r.url()}: ${r.failure() ? r.failure().errorText : 'failed'}`);
@@ -72,10 +44,6 @@ async function run() {
     if (r.status() >= 400 && !new URL(r.url()).pathname.endsWith('/favicon.ico')) {
       badStatus.push(`${r.status()} ${r.url()}`);
     }
-  });
-  page.on('websocket', (ws) => {
-    requests.push(ws.url());
-    if (!isLoopback(ws.url().replace(/^ws/, 'http'))) nonLoopback.push(ws.url());
   });
   page.on('pageerror', (e) => pageErrors.push(String(e && e.message || e)));
 
