@@ -181,18 +181,23 @@ async fn create(
         })
         .collect();
     let (id, _) = state.jobs.submit_batch(owner.0.clone(), items).await?;
-    let batch = state
-        .jobs
-        .store
-        .batch(id, owner.0.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))?;
+    let batch = owned_batch(&state, id, &owner).await?;
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/batches/{id}"))],
         Json(BatchView::from(batch)),
     )
         .into_response())
+}
+
+/// The batch `id` if `owner` may see it; `batch_not_found` otherwise, as for an unknown id.
+pub(super) async fn owned_batch(state: &AppState, id: Uuid, owner: &Owner) -> Result<Batch, ApiError> {
+    state
+        .jobs
+        .store
+        .batch(id, owner.0.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))
 }
 
 pub(super) fn parse_batch_id(id: &str) -> Result<Uuid, ApiError> {
@@ -208,12 +213,7 @@ async fn progress(
     Path(id): Path<String>,
 ) -> Result<Json<BatchView>, ApiError> {
     let id = parse_batch_id(&id)?;
-    let batch = state
-        .jobs
-        .store
-        .batch(id, owner.0.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))?;
+    let batch = owned_batch(&state, id, &owner).await?;
     Ok(Json(BatchView::from(batch)))
 }
 

@@ -16,7 +16,7 @@ use zip::{CompressionMethod, ZipWriter};
 
 use super::super::error::ApiError;
 use super::super::{AppState, Owner};
-use super::{BatchView, parse_batch_id, stream_body};
+use super::{BatchView, owned_batch, parse_batch_id, stream_body};
 use crate::store::{Batch, JobStatus, Store};
 
 /// A zip of the finished thumbnails, named `NNN-name.FORMAT` in the batch's order, and
@@ -30,12 +30,7 @@ pub async fn archive(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_batch_id(&id)?;
-    let batch = state
-        .jobs
-        .store
-        .batch(id, owner.0.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))?;
+    let batch = owned_batch(&state, id, &owner).await?;
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(write_zip(state.jobs.store.clone(), batch, tx));
     Ok((
