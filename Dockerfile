@@ -5,7 +5,10 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-RUN rustup target add wasm32-wasip2
+RUN rustup target add wasm32-wasip2 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends clang-14 llvm-14 wasi-libc \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --locked -p edgethumb \
  && cp target/release/edgethumb /usr/local/bin/edgethumb

@@ -97,6 +97,7 @@ fn shrink_on_load(
             Ok(Some((Source::whole(entry), info)))
         }
         ImageFormat::Bmp => Ok(bmp_shrink_on_load(data, opts)),
+        ImageFormat::Webp => webp_load(data, opts),
         _ => Ok(None),
     }
 }
@@ -115,6 +116,34 @@ fn bmp_shrink_on_load(data: &[u8], opts: &Options) -> Option<(Source, ImageInfo)
     let image = formats::bmp::decode_reduced(data, opts.max_pixels, kx, ky)?;
     let extent = (extent.0 / kx as f64, extent.1 / ky as f64);
     Some((Source { image, extent }, info))
+}
+
+/// A still WebP through libwebp, which averages the resize's blocks as it decodes when the
+/// box is much smaller. `None` for animations and for files libwebp refuses: the `image`
+/// crate then takes the first frame, or gives its own account of what is wrong.
+fn webp_load(data: &[u8], opts: &Options) -> Result<Option<(Source, ImageInfo)>, Error> {
+    let Some(features) = formats::webp::features(data).filter(|f| !f.animated) else {
+        return Ok(None);
+    };
+    let (w, h) = (features.width, features.height);
+    let orientation = formats::webp::orientation(data).unwrap_or(Orientation::NoTransforms);
+    let swap = swaps_axes(orientation);
+    let info = ImageInfo {
+        format: ImageFormat::Webp,
+        width: if swap { h } else { w },
+        height: if swap { w } else { h },
+        has_alpha: features.has_alpha,
+        frame_count: frame_count(ImageFormat::Webp, data),
+        orientation: orientation.to_exif(),
+    };
+    check_pixel_limit(w, h, &info, opts.max_pixels)?;
+    let (out_w, out_h) = target_size(info.width, info.height, opts.width, opts.height, opts.fit);
+    let (rw, rh) = if swap { (out_h, out_w) } else { (out_w, out_h) };
+    let (kx, ky) = crate::resize::blocks((w as f64, h as f64), rw, rh, opts.fit);
+    let size = ((kx, ky) != (1, 1)).then(|| ((w / kx).max(1), (h / ky).max(1)));
+    Ok(formats::webp::decode(data, features, size)
+        .ok()
+        .map(|image| (Source::whole(image), info)))
 }
 
 /// Refuses a `w` x `h` decode over the limit, reporting the image's own (displayed) size.

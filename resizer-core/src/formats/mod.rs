@@ -14,6 +14,7 @@ pub mod ico;
 pub mod jpeg_scaled;
 mod lzw;
 pub mod tiff;
+pub mod webp;
 
 /// What a fallback decoder reads from a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

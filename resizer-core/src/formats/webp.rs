@@ -1,0 +1,277 @@
+//! Still WebP through libwebp's own decoder (libwebp-sys, which builds libwebp's vendored C;
+//! the component gets it from clang for wasm32). image-webp, the `image` crate's decoder, took
+//! 3x libwebp's time on lossy photos with no single hotspot to fix (its loop filter, arithmetic
+//! decoding, IDCT and upsampling each cost 7–35%), so we use the reference decoder itself.
+//!
+//! libwebp can also rescale as it decodes (an exact area average, row by row), which is the
+//! shrink-on-load for WebP: the full-size picture is never made. Animations are left to the
+//! `image` crate, which picks their first frame; libwebp's simple API refuses them.
+
+use crate::Error;
+use image::metadata::Orientation;
+use image::{DynamicImage, RgbImage, RgbaImage};
+use libwebp_sys as sys;
+
+/// What libwebp reads from the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    pub width: u32,
+    pub height: u32,
+    pub has_alpha: bool,
+    pub animated: bool,
+}
+
+/// The bitstream's features, or `None` when libwebp cannot parse even the header.
+pub fn features(data: &[u8]) -> Option<Features> {
+    let mut f = std::mem::MaybeUninit::<sys::WebPBitstreamFeatures>::zeroed();
+    // SAFETY: libwebp reads at most `data.len()` bytes and fills `f` on success.
+    let status = unsafe { sys::WebPGetFeatures(data.as_ptr(), data.len(), f.as_mut_ptr()) };
+    if status != sys::VP8StatusCode::VP8_STATUS_OK {
+        return None;
+    }
+    // SAFETY: zero-initialised plain data, filled in by a successful call.
+    let f = unsafe { f.assume_init() };
+    Some(Features {
+        width: u32::try_from(f.width).ok()?,
+        height: u32::try_from(f.height).ok()?,
+        has_alpha: f.has_alpha != 0,
+        animated: f.has_animation != 0,
+    })
+}
+
+/// Decodes a still WebP, rescaled to `size` when given (an area average, as the resize's
+/// own block average is). The output buffer is ours and sized from the header, which the
+/// caller has checked against the pixel limit; libwebp's own scratch is a few rows.
+pub fn decode(data: &[u8], f: Features, size: Option<(u32, u32)>) -> Result<DynamicImage, Error> {
+    let (w, h) = size.unwrap_or((f.width, f.height));
+    let channels: usize = if f.has_alpha { 4 } else { 3 };
+    let stride = w as usize * channels;
+    let mut pixels = vec![0u8; stride * h as usize];
+    let mut config = sys::WebPDecoderConfig::new()
+        .map_err(|()| Error::Internal("libwebp's decoder ABI does not match its headers".into()))?;
+    if let Some((sw, sh)) = size {
+        config.options.use_scaling = 1;
+        config.options.scaled_width = sw as i32;
+        config.options.scaled_height = sh as i32;
+    }
+    config.output.colorspace = if f.has_alpha {
+        sys::WEBP_CSP_MODE::MODE_RGBA
+    } else {
+        sys::WEBP_CSP_MODE::MODE_RGB
+    };
+    config.output.is_external_memory = 1;
+    config.output.u.RGBA = sys::WebPRGBABuffer {
+        rgba: pixels.as_mut_ptr(),
+        stride: stride as i32,
+        size: pixels.len(),
+    };
+    // SAFETY: the output buffer is `pixels`, which outlives the call, with the stride and size
+    // libwebp checks against the output's dimensions; libwebp reads at most `data.len()` bytes.
+    let status = unsafe { sys::WebPDecode(data.as_ptr(), data.len(), &mut config) };
+    // SAFETY: frees only what libwebp allocated itself (nothing, with external memory).
+    unsafe { sys::WebPFreeDecBuffer(&mut config.output) };
+    status_to_result(status)?;
+    let image = if f.has_alpha {
+        RgbaImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgba8)
+    } else {
+        RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+    };
+    image.ok_or_else(|| Error::Internal("libwebp output does not match its size".into()))
+}
+
+fn status_to_result(status: sys::VP8StatusCode) -> Result<(), Error> {
+    use sys::VP8StatusCode as S;
+    let detail = match status {
+        S::VP8_STATUS_OK => return Ok(()),
+        S::VP8_STATUS_NOT_ENOUGH_DATA => "the WebP data ends early: the file is truncated",
+        S::VP8_STATUS_BITSTREAM_ERROR => "the WebP bitstream is corrupt",
+        S::VP8_STATUS_UNSUPPORTED_FEATURE => "the WebP file uses a feature the decoder does not support",
+        S::VP8_STATUS_INVALID_PARAM => "the WebP header gives an invalid size",
+        S::VP8_STATUS_OUT_OF_MEMORY => {
+            return Err(Error::Internal("libwebp ran out of memory".into()));
+        }
+        S::VP8_STATUS_SUSPENDED | S::VP8_STATUS_USER_ABORT => "the WebP decode stopped early",
+    };
+    Err(Error::MalformedImage(detail.into()))
+}
+
+/// The EXIF orientation, from the `EXIF` chunk of an extended (VP8X) file; `None` without one.
+pub fn orientation(data: &[u8]) -> Option<Orientation> {
+    let mut at = 12usize;
+    // The chunk walk is bounded by the input: each step moves forward by at least 8 bytes.
+    while let Some(header) = data.get(at..at + 8) {
+        let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+        let body = data.get(at + 8..at + 8 + len)?;
+        if &header[..4] == b"EXIF" {
+            // Some writers keep JPEG's "Exif\0\0" prefix in front of the TIFF header.
+            let tiff = body.strip_prefix(b"Exif\0\0").unwrap_or(body);
+            return Orientation::from_exif_chunk(tiff);
+        }
+        at = at.checked_add(8 + len + (len & 1))?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn corpus() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+    }
+
+    fn webp_files() -> Vec<PathBuf> {
+        let mut files = vec![corpus().join("photos/coffee-2mp.webp")];
+        for dir in ["lossy_images", "lossless_images", "extended_images"] {
+            let dir = corpus().join("formats/webp").join(dir);
+            for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+                if entry.path().extension().is_some_and(|e| e == "webp") {
+                    files.push(entry.path());
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    fn max_and_mean_diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+        let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+        let sum: u64 = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+        (max, sum as f64 / a.len().max(1) as f64)
+    }
+
+    /// libwebp against the `image` crate's decoder (image-webp, an independent implementation
+    /// of the same specification), pixel for pixel, lossy and lossless.
+    #[test]
+    fn still_files_decode_to_the_reference_pixels() {
+        let mut compared = 0;
+        for path in webp_files() {
+            let data = std::fs::read(&path).unwrap();
+            let f = features(&data).unwrap_or_else(|| panic!("{}: no features", path.display()));
+            if f.animated {
+                continue;
+            }
+            let ours = decode(&data, f, None).unwrap();
+            let reference = image::load_from_memory(&data).unwrap();
+            assert_eq!(
+                (ours.width(), ours.height()),
+                (reference.width(), reference.height())
+            );
+            let (ours, reference) = if f.has_alpha {
+                (ours.to_rgba8().into_raw(), reference.to_rgba8().into_raw())
+            } else {
+                (ours.to_rgb8().into_raw(), reference.to_rgb8().into_raw())
+            };
+            let (max, mean) = max_and_mean_diff(&ours, &reference);
+            assert_eq!(
+                max,
+                0,
+                "{}: differs by up to {max}, {mean} on average",
+                path.display()
+            );
+            compared += 1;
+        }
+        assert!(compared >= 8, "only {compared} still files compared");
+    }
+
+    /// A rescaled decode is the block average of the full one, up to the rounding of
+    /// averaging before (libwebp, in YUV) rather than after colour conversion.
+    #[test]
+    fn a_rescaled_decode_is_the_block_average() {
+        let data = std::fs::read(corpus().join("photos/coffee-2mp.webp")).unwrap();
+        let f = features(&data).unwrap();
+        let k = 4;
+        let (w, h) = (f.width / k, f.height / k);
+        let small = decode(&data, f, Some((w, h))).unwrap().to_rgb8();
+        assert_eq!(small.dimensions(), (w, h));
+        let full = decode(&data, f, None).unwrap().to_rgb8();
+        let mut averaged = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let mut sum = 0u32;
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            sum += full.get_pixel(x * k + dx, y * k + dy)[c] as u32;
+                        }
+                    }
+                    averaged.push(((sum + k * k / 2) / (k * k)) as u8);
+                }
+            }
+        }
+        let (max, mean) = max_and_mean_diff(small.as_raw(), &averaged);
+        assert!(max <= 16 && mean < 1.0, "max {max}, mean {mean}");
+    }
+
+    /// Cut-short and bit-flipped files give an image or an error: no panic, no hang.
+    #[test]
+    fn damaged_files_are_errors_not_crashes() {
+        for path in webp_files() {
+            let data = std::fs::read(&path).unwrap();
+            let Some(f) = features(&data).filter(|f| !f.animated) else {
+                continue;
+            };
+            for cut in [data.len() / 3, data.len() / 2, data.len() - 1] {
+                let cut = &data[..cut];
+                if let Some(f) = features(cut) {
+                    assert!(
+                        decode(cut, f, None).is_err(),
+                        "{}: cut at {}",
+                        path.display(),
+                        cut.len()
+                    );
+                }
+            }
+            let mut flipped = data.clone();
+            for i in (40..flipped.len()).step_by(97) {
+                flipped[i] ^= 0x5a;
+            }
+            if let Some(g) = features(&flipped).filter(|g| g.width == f.width && g.height == f.height) {
+                let _ = decode(&flipped, g, None);
+                let _ = decode(&flipped, g, Some((g.width.div_ceil(3), g.height.div_ceil(3))));
+            }
+        }
+    }
+
+    /// The 1800x1200 photo (a simple lossy file) rewrapped as an extended file with an EXIF chunk saying
+    /// orientation `exif_value`.
+    fn with_orientation(exif_value: u8) -> Vec<u8> {
+        let plain = std::fs::read(corpus().join("photos/coffee-2mp.webp")).unwrap();
+        let f = features(&plain).unwrap();
+        let image_chunk = &plain[12..];
+        let mut exif = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0".to_vec();
+        exif.extend([exif_value, 0, 0, 0, 0, 0, 0]);
+        let mut body = b"WEBPVP8X".to_vec();
+        body.extend(10u32.to_le_bytes());
+        body.extend([0x08, 0, 0, 0]);
+        body.extend(&(f.width - 1).to_le_bytes()[..3]);
+        body.extend(&(f.height - 1).to_le_bytes()[..3]);
+        body.extend(image_chunk);
+        body.extend(b"EXIF");
+        body.extend((exif.len() as u32).to_le_bytes());
+        body.extend(&exif);
+        let mut file = b"RIFF".to_vec();
+        file.extend((body.len() as u32).to_le_bytes());
+        file.extend(body);
+        file
+    }
+
+    #[test]
+    fn exif_orientation_is_read_and_applied() {
+        let data = with_orientation(6);
+        assert_eq!(orientation(&data), Some(Orientation::Rotate90));
+        assert_eq!(orientation(&data[..data.len() - 4]), None);
+        let f = features(&data).unwrap();
+        let opts = crate::Options {
+            width: 100,
+            height: 100,
+            ..crate::Options::default()
+        };
+        let thumb = crate::thumbnail(&data, &opts).unwrap();
+        // The photo is wider than tall; turned a quarter, the thumbnail is taller than wide.
+        assert!(f.width > f.height);
+        assert!(thumb.height > thumb.width, "{}x{}", thumb.width, thumb.height);
+        assert_eq!(thumb.source.orientation, 6);
+    }
+}
