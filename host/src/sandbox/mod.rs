@@ -43,6 +43,9 @@ use crate::codes::Code;
 /// The resizer component built from this workspace, embedded so the binary needs no files.
 pub const BUILTIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/resizer.wasm"));
 
+/// Set to `1` to have wasmtime write a perf map of the compiled guest code (for `perf report`).
+const PERF_MAP_ENV: &str = "EDGETHUMB_PERF_MAP";
+
 /// How often the epoch advances; a deadline is accurate to about this much.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Guest memory beyond the pixel budget: the input bytes, the encoded output, allocator slack.
@@ -192,6 +195,10 @@ impl Sandbox {
         // Epochs cost ~10% of guest speed, fuel ~20%; a deadline needs no finer accounting.
         cfg.epoch_interruption(true);
         cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `perf record` can name the guest's functions when wasmtime writes /tmp/perf-PID.map.
+        if std::env::var_os(PERF_MAP_ENV).is_some_and(|v| v == "1") {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // The pooling allocator reserves every slot's address space once, so an instance per
         // call costs no mmap/munmap, and memories start from the component's copy-on-write
         // image. Only address space is reserved; pages are committed as a call touches them
