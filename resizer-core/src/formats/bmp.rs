@@ -60,7 +60,8 @@ fn file_pixels_start(data: &[u8], dib: &[u8], info: &Info) -> Option<usize> {
 pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<DynamicImage> {
     let dib = strip_file_header(data).ok()?;
     let info = Info::parse(dib, false).ok()?;
-    if info.encoding != Encoding::Rgb || info.bpp != 24 || kx == 0 || ky == 0 {
+    // A column sum of `ky` rows must fit 16 bits (the resize's blocks are at most 64).
+    if info.encoding != Encoding::Rgb || info.bpp != 24 || kx == 0 || ky == 0 || ky > 257 {
         return None;
     }
     check_pixels(info.width, info.height, max_pixels).ok()?;
@@ -75,8 +76,9 @@ pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<
     let (kx, ky) = (kx as usize, ky as usize);
     let (ow, oh) = (w.div_ceil(kx), h.div_ceil(ky));
     let mut out = vec![0u8; ow * oh * 3];
-    // Column sums of one band of `ky` rows (at most 64 * 255 each), then block sums.
-    let mut columns = vec![0u32; row_len];
+    // Column sums of one band of `ky` rows, then block sums. 16-bit sums let the compiler
+    // add 8 of them per SIMD instruction, where 32-bit ones take 4.
+    let mut columns = vec![0u16; row_len];
     for (oy, dst) in out.chunks_exact_mut(ow * 3).enumerate() {
         let y0 = oy * ky;
         let rows = ky.min(h - y0);
@@ -85,7 +87,7 @@ pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<
             let file_row = if info.top_down { y } else { h - 1 - y };
             let src = &pixels[file_row * stride..][..row_len];
             for (sum, &v) in columns.iter_mut().zip(src) {
-                *sum += u32::from(v);
+                *sum += u16::from(v);
             }
         }
         for (ox, px) in dst.chunks_exact_mut(3).enumerate() {
@@ -93,9 +95,9 @@ pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<
             let cols = kx.min(w - x0);
             let mut bgr = [0u32; 3];
             for c in columns[x0 * 3..(x0 + cols) * 3].chunks_exact(3) {
-                bgr[0] += c[0];
-                bgr[1] += c[1];
-                bgr[2] += c[2];
+                bgr[0] += u32::from(c[0]);
+                bgr[1] += u32::from(c[1]);
+                bgr[2] += u32::from(c[2]);
             }
             let n = (cols * rows) as u32;
             let avg = |sum: u32| ((sum + n / 2) / n) as u8;
