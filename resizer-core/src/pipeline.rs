@@ -140,7 +140,20 @@ fn webp_load(data: &[u8], opts: &Options) -> Result<Option<(Source, ImageInfo)>,
     let (out_w, out_h) = target_size(info.width, info.height, opts.width, opts.height, opts.fit);
     let (rw, rh) = if swap { (out_h, out_w) } else { (out_w, out_h) };
     let (kx, ky) = crate::resize::blocks((w as f64, h as f64), rw, rh, opts.fit);
-    let size = ((kx, ky) != (1, 1)).then(|| ((w / kx).max(1), (h / ky).max(1)));
+    if (kx, ky) == (1, 1) {
+        return Ok(formats::webp::decode(data, features, None)
+            .ok()
+            .map(|image| (Source::whole(image), info)));
+    }
+    match formats::webp::decode_reduced(data, features, kx, ky) {
+        Ok(Some(image)) => {
+            let extent = (w as f64 / kx as f64, h as f64 / ky as f64);
+            return Ok(Some((Source { image, extent }, info)));
+        }
+        Ok(None) => {}
+        Err(_) => return Ok(None),
+    }
+    let size = Some(((w / kx).max(1), (h / ky).max(1)));
     Ok(formats::webp::decode(data, features, size)
         .ok()
         .map(|image| (Source::whole(image), info)))

@@ -19,6 +19,8 @@ pub struct Features {
     pub height: u32,
     pub has_alpha: bool,
     pub animated: bool,
+    /// VP8 (lossy) data, which libwebp can hand over as Y, U and V planes.
+    pub lossy: bool,
 }
 
 /// The bitstream's features, or `None` when libwebp cannot parse even the header.
@@ -36,6 +38,7 @@ pub fn features(data: &[u8]) -> Option<Features> {
         height: u32::try_from(f.height).ok()?,
         has_alpha: f.has_alpha != 0,
         animated: f.has_animation != 0,
+        lossy: f.format == 1,
     })
 }
 
@@ -47,8 +50,7 @@ pub fn decode(data: &[u8], f: Features, size: Option<(u32, u32)>) -> Result<Dyna
     let channels: usize = if f.has_alpha { 4 } else { 3 };
     let stride = w as usize * channels;
     let mut pixels = vec![0u8; stride * h as usize];
-    let mut config = sys::WebPDecoderConfig::new()
-        .map_err(|()| Error::Internal("libwebp's decoder ABI does not match its headers".into()))?;
+    let mut config = new_config()?;
     if let Some((sw, sh)) = size {
         config.options.use_scaling = 1;
         config.options.scaled_width = sw as i32;
@@ -77,6 +79,119 @@ pub fn decode(data: &[u8], f: Features, size: Option<(u32, u32)>) -> Result<Dyna
         RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
     };
     image.ok_or_else(|| Error::Internal("libwebp output does not match its size".into()))
+}
+
+/// A lossy opaque picture averaged over `kx` x `ky` blocks (partial ones at the right and
+/// bottom edges), as [`crate::resize`]'s pre-shrink would: `None` for other pictures.
+///
+/// libwebp hands over its Y, U and V planes, and the blocks are averaged there before the
+/// few output pixels are converted to RGB. That skips libwebp's rescaler (16% of a 2 MP
+/// thumbnail, scalar C) and the full-size colour conversion; the 16-bit column sums
+/// vectorise.
+pub fn decode_reduced(data: &[u8], f: Features, kx: u32, ky: u32) -> Result<Option<DynamicImage>, Error> {
+    // A column sum of `ky` rows must fit 16 bits (the resize's blocks are at most 64).
+    if !f.lossy || f.has_alpha || f.animated || kx == 0 || ky == 0 || ky > 257 {
+        return Ok(None);
+    }
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut planes = [vec![0u8; w * h], vec![0u8; cw * ch], vec![0u8; cw * ch]];
+    let mut config = new_config()?;
+    config.output.colorspace = sys::WEBP_CSP_MODE::MODE_YUV;
+    // libwebp's own rule when it rescales (WebPIoInitFromOptions): below 3/4 of the size on
+    // both axes, the in-loop deblocking filter is skipped, since averaging the blocks hides
+    // what it would smooth. It is a third of the decode.
+    config.options.bypass_filtering = i32::from(kx >= 2 && ky >= 2);
+    config.output.is_external_memory = 1;
+    let [y, u, v] = &mut planes;
+    config.output.u.YUVA = sys::WebPYUVABuffer {
+        y: y.as_mut_ptr(),
+        u: u.as_mut_ptr(),
+        v: v.as_mut_ptr(),
+        a: std::ptr::null_mut(),
+        y_stride: w as i32,
+        u_stride: cw as i32,
+        v_stride: cw as i32,
+        a_stride: 0,
+        y_size: y.len(),
+        u_size: u.len(),
+        v_size: v.len(),
+        a_size: 0,
+    };
+    // SAFETY: the planes outlive the call and match the strides and sizes given, which
+    // libwebp checks against the picture's size; it reads at most `data.len()` bytes.
+    let status = unsafe { sys::WebPDecode(data.as_ptr(), data.len(), &mut config) };
+    // SAFETY: frees only what libwebp allocated itself (nothing, with external memory).
+    unsafe { sys::WebPFreeDecBuffer(&mut config.output) };
+    status_to_result(status)?;
+    let (kx, ky) = (kx as usize, ky as usize);
+    let (ow, oh) = (w.div_ceil(kx), h.div_ceil(ky));
+    let mut out = Vec::with_capacity(ow * oh * 3);
+    let (mut ys, mut us, mut vs) = (vec![0u16; w], vec![0u16; cw], vec![0u16; cw]);
+    for y0 in (0..h).step_by(ky) {
+        let rows = ky.min(h - y0);
+        ys.fill(0);
+        us.fill(0);
+        vs.fill(0);
+        for row in y0..y0 + rows {
+            add_row(&mut ys, &planes[0][row * w..][..w]);
+            // Each chroma row covers two luma rows; adding it once per luma row weighs it
+            // by how many of the band's rows it covers.
+            add_row(&mut us, &planes[1][row / 2 * cw..][..cw]);
+            add_row(&mut vs, &planes[2][row / 2 * cw..][..cw]);
+        }
+        for x0 in (0..w).step_by(kx) {
+            let cols = x0..(x0 + kx).min(w);
+            let n = (cols.len() * rows) as u32;
+            let avg = |sum: u32| ((sum + n / 2) / n) as i32;
+            let luma = sum(&ys[cols.clone()]);
+            let (cu, cv) = (chroma_sum(&us, cols.clone()), chroma_sum(&vs, cols));
+            out.extend(yuv_to_rgb(avg(luma), avg(cu), avg(cv)));
+        }
+    }
+    Ok(RgbImage::from_raw(ow as u32, oh as u32, out).map(DynamicImage::ImageRgb8))
+}
+
+fn sum(sums: &[u16]) -> u32 {
+    sums.iter().map(|&s| u32::from(s)).sum()
+}
+
+/// The sum over luma columns `cols` of the chroma sample each column takes (column `x` has
+/// sample `x / 2`): whole pairs count twice, a half pair at either end once.
+fn chroma_sum(sums: &[u16], cols: std::ops::Range<usize>) -> u32 {
+    let (first, end) = (cols.start.div_ceil(2), cols.end / 2);
+    let mut total = 2 * sum(&sums[first..end.max(first)]);
+    if cols.start % 2 == 1 {
+        total += u32::from(sums[cols.start / 2]);
+    }
+    if cols.end % 2 == 1 {
+        total += u32::from(sums[cols.end / 2]);
+    }
+    total
+}
+
+fn add_row(sums: &mut [u16], row: &[u8]) {
+    for (sum, &v) in sums.iter_mut().zip(row) {
+        *sum += u16::from(v);
+    }
+}
+
+/// libwebp's own YUV to RGB conversion (dsp/yuv.h: BT.601, 14-bit fixed point), so the
+/// averaged pixels get the colours libwebp would give them.
+fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
+    let mult_hi = |v: i32, coeff: i32| (v * coeff) >> 8;
+    let clip = |v: i32| (v >> 6).clamp(0, 255) as u8;
+    let luma = mult_hi(y, 19077);
+    [
+        clip(luma + mult_hi(v, 26149) - 14234),
+        clip(luma - mult_hi(u, 6419) - mult_hi(v, 13320) + 8708),
+        clip(luma + mult_hi(u, 33050) - 17685),
+    ]
+}
+
+fn new_config() -> Result<sys::WebPDecoderConfig, Error> {
+    sys::WebPDecoderConfig::new()
+        .map_err(|()| Error::Internal("libwebp's decoder ABI does not match its headers".into()))
 }
 
 fn status_to_result(status: sys::VP8StatusCode) -> Result<(), Error> {
@@ -204,6 +319,48 @@ mod tests {
         assert!(max <= 16 && mean < 1.0, "max {max}, mean {mean}");
     }
 
+    /// `k` x `k` block averages of `img` (partial blocks at the edges average what they hold).
+    fn block_average(img: &RgbImage, k: u32) -> Vec<u8> {
+        let (w, h) = img.dimensions();
+        let mut out = Vec::new();
+        for by in (0..h).step_by(k as usize) {
+            for bx in (0..w).step_by(k as usize) {
+                let (xs, ys) = (bx..(bx + k).min(w), by..(by + k).min(h));
+                let n = xs.len() as u32 * ys.len() as u32;
+                for c in 0..3 {
+                    let sum: u32 = ys
+                        .clone()
+                        .flat_map(|y| xs.clone().map(move |x| (x, y)))
+                        .map(|(x, y)| img.get_pixel(x, y)[c] as u32)
+                        .sum();
+                    out.push(((sum + n / 2) / n) as u8);
+                }
+            }
+        }
+        out
+    }
+
+    /// The planes' block average is the full decode's, up to averaging in YUV (with each
+    /// chroma sample standing for its 2x2 luma pixels) rather than in RGB after libwebp's
+    /// smoothing chroma upsampler, and without the deblocking filter. 7 leaves partial blocks at both edges of the 1800x1200
+    /// photo.
+    #[test]
+    fn a_reduced_decode_averages_blocks_of_the_planes() {
+        let data = std::fs::read(corpus().join("photos/coffee-2mp.webp")).unwrap();
+        let f = features(&data).unwrap();
+        let full = decode(&data, f, None).unwrap().to_rgb8();
+        for k in [2, 7] {
+            let small = decode_reduced(&data, f, k, k).unwrap().unwrap().to_rgb8();
+            assert_eq!(small.dimensions(), (f.width.div_ceil(k), f.height.div_ceil(k)));
+            let (max, mean) = max_and_mean_diff(small.as_raw(), &block_average(&full, k));
+            assert!(max <= 20 && mean < 1.0, "k {k}: max {max}, mean {mean}");
+        }
+        // Only lossy opaque pictures have planes to average.
+        let lossless = std::fs::read(corpus().join("formats/webp/lossless_images/simple.webp")).unwrap();
+        let g = features(&lossless).unwrap();
+        assert!(decode_reduced(&lossless, g, 2, 2).unwrap().is_none());
+    }
+
     /// Cut-short and bit-flipped files give an image or an error: no panic, no hang.
     #[test]
     fn damaged_files_are_errors_not_crashes() {
@@ -230,6 +387,7 @@ mod tests {
             if let Some(g) = features(&flipped).filter(|g| g.width == f.width && g.height == f.height) {
                 let _ = decode(&flipped, g, None);
                 let _ = decode(&flipped, g, Some((g.width.div_ceil(3), g.height.div_ceil(3))));
+                let _ = decode_reduced(&flipped, g, 3, 3);
             }
         }
     }
