@@ -23,7 +23,7 @@ pub use pipeline::{probe, thumbnail};
 pub const MAX_OUTPUT_SIDE: u32 = 4096;
 /// Default pixel limit: phone photos are 12–50 MP, so 50 MP and a little margin.
 pub const DEFAULT_MAX_PIXELS: u64 = 52_000_000;
-/// Default JPEG quality.
+/// Default JPEG and WebP quality.
 pub const DEFAULT_QUALITY: u8 = 80;
 /// Worst-case bytes of guest memory per source pixel: a 16-bit RGBA decode (8 bytes) plus
 /// the decoder's working copy of the same size (TIFF strips, interlaced PNG passes).

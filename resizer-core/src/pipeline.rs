@@ -442,15 +442,7 @@ fn encode(img: DynamicImage, opts: &Options) -> Result<Vec<u8>, Error> {
             &mut out,
             opts.quality,
         )),
-        OutputFormat::Webp => {
-            // The WebP encoder only takes 8-bit RGB(A); grey goes up to RGB.
-            let img = if has_alpha {
-                DynamicImage::ImageRgba8(img.into_rgba8())
-            } else {
-                DynamicImage::ImageRgb8(img.into_rgb8())
-            };
-            img.write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut out))
-        }
+        OutputFormat::Webp => return formats::webp::encode_lossy(img, opts.quality),
     };
     result.map_err(|e| Error::Internal(format!("encoding {} failed: {e}", opts.format.name())))?;
     Ok(out)

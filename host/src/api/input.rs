@@ -56,7 +56,7 @@ pub struct OptionParams {
     /// png (default), jpeg or webp.
     #[param(value_type = Option<Format>)]
     pub format: Option<String>,
-    /// JPEG quality, 1 to 100 (default 80).
+    /// JPEG and WebP quality, 1 to 100 (default 80).
     #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
@@ -182,7 +182,7 @@ pub struct JsonSubmission {
     pub fit: Option<String>,
     #[schema(value_type = Option<Format>)]
     pub format: Option<String>,
-    /// JPEG quality (default 80).
+    /// JPEG and WebP quality (default 80).
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<serde_json::Value>,
 }

@@ -106,10 +106,10 @@ pub struct LookArgs {
     /// contain: keep aspect inside the box; cover: fill the box, crop the centre; fill: stretch.
     #[arg(long, default_value = "contain", value_parser = parse_fit)]
     pub fit: Fit,
-    /// Output format: png, jpeg or webp (lossless) [default: from -o FILE's extension, else png].
+    /// Output format: png, jpeg or webp (jpeg and webp are lossy, see --quality) [default: from -o FILE's extension, else png].
     #[arg(long, value_parser = parse_format)]
     pub format: Option<OutputFormat>,
-    /// JPEG quality, 1 to 100.
+    /// JPEG and WebP quality, 1 to 100.
     #[arg(long, default_value_t = resizer_core::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
 }

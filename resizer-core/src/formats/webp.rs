@@ -189,6 +189,49 @@ fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
     ]
 }
 
+/// Lossy WebP at `quality` (1–100, libwebp's scale, as `cwebp -q`), with alpha when the
+/// image has it. libwebp's simple API writes a bare file: no EXIF, XMP or ICC chunk.
+pub fn encode_lossy(img: DynamicImage, quality: u8) -> Result<Vec<u8>, Error> {
+    let (w, h) = (img.width(), img.height());
+    // libwebp takes 8-bit RGB(A) only; grey goes up to RGB.
+    let alpha = img.color().has_alpha();
+    let (pixels, channels) = if alpha {
+        (img.into_rgba8().into_raw(), 4)
+    } else {
+        (img.into_rgb8().into_raw(), 3)
+    };
+    let (Ok(wi), Ok(hi), Ok(stride)) = (
+        i32::try_from(w),
+        i32::try_from(h),
+        i32::try_from(w as usize * channels),
+    ) else {
+        return Err(Error::Internal(format!(
+            "{w}x{h} is too large for the WebP encoder"
+        )));
+    };
+    let mut output: *mut u8 = std::ptr::null_mut();
+    let q = f32::from(quality);
+    // SAFETY: `pixels` holds `h` rows of `stride` bytes; libwebp allocates `output` and
+    // returns its length (0 on failure).
+    let len = unsafe {
+        if alpha {
+            sys::WebPEncodeRGBA(pixels.as_ptr(), wi, hi, stride, q, &mut output)
+        } else {
+            sys::WebPEncodeRGB(pixels.as_ptr(), wi, hi, stride, q, &mut output)
+        }
+    };
+    if len == 0 || output.is_null() {
+        return Err(Error::Internal(format!(
+            "libwebp could not encode a {w}x{h} WebP"
+        )));
+    }
+    // SAFETY: libwebp wrote `len` bytes at `output`, which we copy and then free with its own
+    // deallocator.
+    let encoded = unsafe { std::slice::from_raw_parts(output, len) }.to_vec();
+    unsafe { sys::WebPFree(output.cast()) };
+    Ok(encoded)
+}
+
 fn new_config() -> Result<sys::WebPDecoderConfig, Error> {
     sys::WebPDecoderConfig::new()
         .map_err(|()| Error::Internal("libwebp's decoder ABI does not match its headers".into()))
@@ -359,6 +402,52 @@ mod tests {
         let lossless = std::fs::read(corpus().join("formats/webp/lossless_images/simple.webp")).unwrap();
         let g = features(&lossless).unwrap();
         assert!(decode_reduced(&lossless, g, 2, 2).unwrap().is_none());
+    }
+
+    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    }
+
+    /// Lossy output follows `quality`: smaller at 50 than at 90, both close to the lossless
+    /// thumbnail, and with alpha kept where the source has it.
+    #[test]
+    fn lossy_output_follows_quality() {
+        let data = std::fs::read(corpus().join("photos/coffee-2mp.webp")).unwrap();
+        let opts = |format, quality| crate::Options {
+            width: 400,
+            height: 400,
+            format,
+            quality,
+            ..crate::Options::default()
+        };
+        let exact = crate::thumbnail(&data, &opts(crate::OutputFormat::Png, 80)).unwrap();
+        let exact = image::load_from_memory(&exact.data).unwrap().to_rgb8();
+        let mut sizes = Vec::new();
+        for (quality, min_psnr) in [(50, 29.0), (90, 34.0)] {
+            let thumb = crate::thumbnail(&data, &opts(crate::OutputFormat::Webp, quality)).unwrap();
+            assert_eq!(&thumb.data[8..15], b"WEBPVP8", "q{quality}: not a WebP file");
+            assert!(!thumb.data.windows(4).any(|c| c == b"EXIF" || c == b"XMP "));
+            let decoded = image::load_from_memory(&thumb.data).unwrap().to_rgb8();
+            assert_eq!(decoded.dimensions(), exact.dimensions());
+            let db = psnr(decoded.as_raw(), exact.as_raw());
+            assert!(db >= min_psnr, "q{quality}: {db:.1} dB");
+            sizes.push(thumb.data.len());
+        }
+        assert!(
+            sizes[0] < sizes[1],
+            "q50 {} bytes, q90 {} bytes",
+            sizes[0],
+            sizes[1]
+        );
+        let alpha = std::fs::read(corpus().join("formats/webp/extended_images/lossy_alpha.webp")).unwrap();
+        let thumb = crate::thumbnail(&alpha, &opts(crate::OutputFormat::Webp, 80)).unwrap();
+        assert!(image::load_from_memory(&thumb.data).unwrap().color().has_alpha());
     }
 
     /// Cut-short and bit-flipped files give an image or an error: no panic, no hang.
