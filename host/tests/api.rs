@@ -88,7 +88,8 @@ async fn every_input_mode_gives_a_downloadable_thumbnail() {
 
     for (job, fmt, ctype, size) in [
         (&raw, image::ImageFormat::Jpeg, "image/jpeg", (80, 53)),
-        (&multipart, image::ImageFormat::Png, "image/png", (50, 100)),
+        // Width alone: the (square) photo's height follows, whatever the fit.
+        (&multipart, image::ImageFormat::Png, "image/png", (50, 50)),
         (&json_job, image::ImageFormat::WebP, "image/webp", (120, 80)),
     ] {
         let id = job["id"].as_str().unwrap();

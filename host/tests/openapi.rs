@@ -113,7 +113,15 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         .find(|p| p["name"] == "width")
         .expect("a width parameter");
     assert_eq!(width["schema"]["maximum"], 4096, "{width}");
-    assert_eq!(width["schema"]["minimum"], 1, "{width}");
+    // 0: automatic, from the aspect ratio.
+    assert_eq!(width["schema"]["minimum"], 0, "{width}");
+    let names: Vec<&str> = submit["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(names.contains(&"enlarge") && names.contains(&"dpr"), "{names:?}");
     assert!(
         spec["components"]["schemas"]["Problem"].is_object(),
         "the problem schema is documented"

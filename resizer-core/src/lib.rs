@@ -16,6 +16,7 @@ pub mod formats;
 pub mod header;
 pub mod pipeline;
 pub mod resize;
+pub mod sizing;
 
 pub use pipeline::{probe, thumbnail};
 

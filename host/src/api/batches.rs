@@ -39,9 +39,9 @@ pub struct JsonBatch {
     pub urls: Vec<String>,
     #[schema(max_length = 4096)]
     pub callback_url: Option<String>,
-    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub width: Option<serde_json::Value>,
-    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub height: Option<serde_json::Value>,
     #[schema(value_type = Option<super::input::Fit>)]
     pub fit: Option<String>,
@@ -49,6 +49,10 @@ pub struct JsonBatch {
     pub format: Option<String>,
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<serde_json::Value>,
+    #[schema(value_type = Option<bool>)]
+    pub enlarge: Option<serde_json::Value>,
+    #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
+    pub dpr: Option<serde_json::Value>,
 }
 
 /// A batch upload (`multipart/form-data`): any number of `file` parts and the options as
@@ -61,14 +65,17 @@ pub struct BatchForm {
     file: Vec<Vec<u8>>,
     #[schema(max_length = 4096)]
     callback_url: Option<String>,
-    #[schema(minimum = 1, maximum = 4096)]
+    #[schema(minimum = 0, maximum = 4096)]
     width: Option<u32>,
-    #[schema(minimum = 1, maximum = 4096)]
+    #[schema(minimum = 0, maximum = 4096)]
     height: Option<u32>,
     fit: Option<super::input::Fit>,
     format: Option<super::input::Format>,
     #[schema(minimum = 1, maximum = 100)]
     quality: Option<u8>,
+    enlarge: Option<bool>,
+    #[schema(minimum = 1, maximum = 4)]
+    dpr: Option<f32>,
 }
 
 /// A batch's progress and its jobs, in the order they were sent.

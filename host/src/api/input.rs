@@ -44,11 +44,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OptionParams {
-    /// Box width, 1 to 4096 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    /// Box width, 1 to 4096; 0 or missing: from the aspect ratio (neither side: 100x100).
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub width: Option<String>,
-    /// Box height, 1 to 4096 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    /// Box height, 1 to 4096; 0 or missing: from the aspect ratio.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub height: Option<String>,
     /// contain (default), cover or fill.
     #[param(value_type = Option<Fit>)]
@@ -59,6 +59,12 @@ pub struct OptionParams {
     /// JPEG and WebP quality, 1 to 100 (default 80).
     #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<String>,
+    /// Scale a source smaller than the box up to it (default false: it keeps its size).
+    #[param(value_type = Option<bool>)]
+    pub enlarge: Option<String>,
+    /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
+    #[param(value_type = Option<f32>, minimum = 1, maximum = 4)]
+    pub dpr: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
     #[param(max_length = 4096)]
     pub callback_url: Option<String>,
@@ -95,6 +101,8 @@ impl OptionParams {
             "fit" => &mut self.fit,
             "format" => &mut self.format,
             "quality" => &mut self.quality,
+            "enlarge" => &mut self.enlarge,
+            "dpr" => &mut self.dpr,
             _ => return false,
         };
         *slot = Some(value);
@@ -109,6 +117,8 @@ impl OptionParams {
             fit: self.fit.or(base.fit),
             format: self.format.or(base.format),
             quality: self.quality.or(base.quality),
+            enlarge: self.enlarge.or(base.enlarge),
+            dpr: self.dpr.or(base.dpr),
             ..base
         }
     }
@@ -116,14 +126,47 @@ impl OptionParams {
     /// Parses and range-checks, naming the offending field.
     pub fn resolve(&self) -> Result<JobOptions, ApiError> {
         let d = JobOptions::default();
-        let side = |name: &str, v: &Option<String>, default: u32| -> Result<u32, ApiError> {
-            let Some(v) = v else { return Ok(default) };
+        let side = |name: &str, v: &Option<String>| -> Result<u32, ApiError> {
+            let Some(v) = v else { return Ok(0) };
             match v.trim().parse::<u64>() {
-                Ok(n) if (1..=MAX_OUTPUT_SIDE as u64).contains(&n) => Ok(n as u32),
+                Ok(n) if n <= MAX_OUTPUT_SIDE as u64 => Ok(n as u32),
                 _ => Err(ApiError::InvalidOptions(format!(
-                    "{name} must be a whole number from 1 to {MAX_OUTPUT_SIDE}, got {v:?}"
+                    "{name} must be a whole number from 0 (automatic) to {MAX_OUTPUT_SIDE}, got {v:?}"
                 ))),
             }
+        };
+        let (width, height) = match (side("width", &self.width)?, side("height", &self.height)?) {
+            _ if self.width.is_none() && self.height.is_none() => (d.width, d.height),
+            (0, 0) => {
+                return Err(ApiError::InvalidOptions(
+                    "width and height cannot both be automatic (0): give one, or neither for the \
+                     default 100x100 box"
+                        .into(),
+                ));
+            }
+            sides => sides,
+        };
+        let enlarge = match self.enlarge.as_deref().map(str::trim) {
+            None => d.enlarge,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(v) => {
+                return Err(ApiError::InvalidOptions(format!(
+                    "enlarge must be true or false, got {v:?}"
+                )));
+            }
+        };
+        let dpr = match &self.dpr {
+            None => d.dpr,
+            Some(v) => match v.trim().parse::<f32>() {
+                Ok(x) if (1.0..=resizer_core::sizing::MAX_DPR).contains(&x) => x,
+                _ => {
+                    return Err(ApiError::InvalidOptions(format!(
+                        "dpr must be a number from 1 to {}, got {v:?}",
+                        resizer_core::sizing::MAX_DPR
+                    )));
+                }
+            },
         };
         let quality = match &self.quality {
             None => d.quality,
@@ -136,9 +179,9 @@ impl OptionParams {
                 }
             },
         };
-        Ok(JobOptions {
-            width: side("width", &self.width, d.width)?,
-            height: side("height", &self.height, d.height)?,
+        let options = JobOptions {
+            width,
+            height,
             fit: match &self.fit {
                 None => d.fit,
                 Some(v) => resizer_core::Fit::parse(v.trim()).ok_or_else(|| {
@@ -152,7 +195,22 @@ impl OptionParams {
                 })?,
             },
             quality,
-        })
+            enlarge,
+            dpr,
+        };
+        options
+            .sizing()
+            .validate()
+            .map_err(|e| ApiError::InvalidOptions(core_detail(e)))?;
+        Ok(options)
+    }
+}
+
+/// The detail of a core validation error, without its "invalid options: " prefix.
+fn core_detail(e: resizer_core::Error) -> String {
+    match e {
+        resizer_core::Error::InvalidOptions(detail) => detail,
+        other => other.to_string(),
     }
 }
 
@@ -172,11 +230,11 @@ pub struct JsonSubmission {
     /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
     #[schema(max_length = 4096)]
     pub callback_url: Option<String>,
-    /// Box width (default 100).
-    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    /// Box width; 0 or missing: from the aspect ratio (neither side: 100x100).
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub width: Option<serde_json::Value>,
-    /// Box height (default 100).
-    #[schema(value_type = Option<u32>, minimum = 1, maximum = 4096)]
+    /// Box height; 0 or missing: from the aspect ratio.
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
     pub height: Option<serde_json::Value>,
     #[schema(value_type = Option<Fit>)]
     pub fit: Option<String>,
@@ -185,6 +243,12 @@ pub struct JsonSubmission {
     /// JPEG and WebP quality (default 80).
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
     pub quality: Option<serde_json::Value>,
+    /// Scale a source smaller than the box up to it (default false).
+    #[schema(value_type = Option<bool>)]
+    pub enlarge: Option<serde_json::Value>,
+    /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
+    #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
+    pub dpr: Option<serde_json::Value>,
 }
 
 /// A form upload (`multipart/form-data`): the image and the options as fields.
@@ -199,14 +263,17 @@ pub struct FormSubmission {
     url: Option<String>,
     #[schema(max_length = 4096)]
     callback_url: Option<String>,
-    #[schema(minimum = 1, maximum = 4096)]
+    #[schema(minimum = 0, maximum = 4096)]
     width: Option<u32>,
-    #[schema(minimum = 1, maximum = 4096)]
+    #[schema(minimum = 0, maximum = 4096)]
     height: Option<u32>,
     fit: Option<Fit>,
     format: Option<Format>,
     #[schema(minimum = 1, maximum = 100)]
     quality: Option<u8>,
+    enlarge: Option<bool>,
+    #[schema(minimum = 1, maximum = 4)]
+    dpr: Option<f32>,
 }
 
 /// A raw image body (`image/*` or `application/octet-stream`); its format is sniffed.
@@ -370,6 +437,8 @@ pub async fn read_submission(
             fit: json.fit,
             format: json.format,
             quality: json_scalar(json.quality),
+            enlarge: json_scalar(json.enlarge),
+            dpr: json_scalar(json.dpr),
             ..OptionParams::default()
         };
         (source, params)

@@ -21,9 +21,11 @@ static RECENT: LazyLock<Mutex<VecDeque<(Key, Bytes)>>> = LazyLock::new(Mutex::de
 
 type Key = (u32, u32, OutputFormat);
 
-/// A flat light-grey image of the options' box, in their format.
+/// A flat light-grey image of the options' box (square when a side is automatic), in their
+/// format.
 pub async fn placeholder(options: &JobOptions) -> Result<Bytes, String> {
-    let key = (options.width, options.height, options.format);
+    let (width, height) = options.sizing().shapeless_box();
+    let key = (width, height, options.format);
     if let Some(found) = recent(&key) {
         return Ok(found);
     }

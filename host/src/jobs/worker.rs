@@ -215,9 +215,10 @@ impl Jobs {
     async fn run_in_sandbox(&self, job: &Job, source: Bytes, resizer: Resizer) -> Outcome {
         let digest = resizer.digest().to_string();
         let options = job.options.to_core();
+        let sizing = job.options.sizing();
         let started = Instant::now();
         let run = tokio::task::spawn_blocking(move || {
-            let made = resizer.thumbnail(&source, &options)?;
+            let made = resizer.thumbnail_sized(&source, &sizing, &options)?;
             // Hashed here, off the async threads, with the image work.
             let hash = sha256_hex(&made.0.data);
             Ok::<_, SandboxError>((made, hash))

@@ -50,15 +50,32 @@ impl JobStatus {
 }
 
 /// What the client asked the thumbnail to be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobOptions {
+    /// Box width; 0 means automatic, from the aspect ratio.
     pub width: u32,
+    /// Box height; 0 means automatic.
     pub height: u32,
     #[schema(value_type = String, example = "contain")]
     pub fit: Fit,
     #[schema(value_type = String, example = "png")]
     pub format: OutputFormat,
     pub quality: u8,
+    /// Whether a source smaller than the box is scaled up to it.
+    #[serde(default = "stored_before_enlarge")]
+    pub enlarge: bool,
+    /// Device pixel ratio: multiplies the box.
+    #[serde(default = "one")]
+    pub dpr: f32,
+}
+
+/// Jobs stored before `enlarge` existed were always enlarged; they keep that when retried.
+fn stored_before_enlarge() -> bool {
+    true
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Default for JobOptions {
@@ -70,11 +87,14 @@ impl Default for JobOptions {
             fit: d.fit,
             format: d.format,
             quality: d.quality,
+            enlarge: false,
+            dpr: 1.0,
         }
     }
 }
 
 impl JobOptions {
+    /// The encoding options; the box comes from [`JobOptions::sizing`].
     pub fn to_core(&self) -> resizer_core::Options {
         resizer_core::Options {
             width: self.width,
@@ -83,6 +103,16 @@ impl JobOptions {
             format: self.format,
             quality: self.quality,
             ..resizer_core::Options::default()
+        }
+    }
+
+    pub fn sizing(&self) -> resizer_core::sizing::Request {
+        resizer_core::sizing::Request {
+            width: self.width,
+            height: self.height,
+            fit: self.fit,
+            enlarge: self.enlarge,
+            dpr: self.dpr,
         }
     }
 }

@@ -125,6 +125,8 @@ fn json_items(body: &Bytes, query: OptionParams, max_items: usize) -> Result<Vec
         fit: json.fit,
         format: json.format,
         quality: json_scalar(json.quality),
+        enlarge: json_scalar(json.enlarge),
+        dpr: json_scalar(json.dpr),
         ..OptionParams::default()
     };
     let options = params.over(query).resolve()?;
