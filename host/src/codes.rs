@@ -51,6 +51,8 @@ codes! {
     Unauthorized = "unauthorized",
     /// The admin API is off: no `--admin-token`.
     AdminDisabled = "admin_disabled",
+    /// A signed URL whose `sig` does not match its parameters, or one sent to a server without `--url-signing-key`.
+    InvalidSignature = "invalid_signature",
     /// Unknown job, another key's job, or one deleted or expired.
     JobNotFound = "job_not_found",
     /// Unknown batch, or another key's.

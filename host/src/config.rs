@@ -62,6 +62,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
+    /// Key for signed thumbnail URLs (`GET /v1/thumbnail?...&sig=`, made by `edgethumb sign`):
+    /// a link with the right signature works without an API key. At least 16 bytes.
+    #[arg(long, env = "EDGETHUMB_URL_SIGNING_KEY", hide_env_values = true)]
+    pub url_signing_key: Option<String>,
+    /// `max-age` of the public `Cache-Control` on thumbnails answered without an API key
+    /// (signed URLs, or everything when keys are off), so CDNs and browsers can keep them.
+    #[arg(long, env = "EDGETHUMB_CACHE_MAX_AGE", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub cache_max_age: Duration,
     /// How long `POST /v1/thumbnail` waits for its job before answering 504.
     #[arg(long, env = "EDGETHUMB_SYNC_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub sync_timeout: Duration,
@@ -177,6 +185,9 @@ pub struct ServeConfig {
     pub max_queue: u64,
     pub job_ttl: Duration,
     pub api_keys: Vec<String>,
+    /// The key signed URLs are checked with.
+    pub url_signing_key: Option<Vec<u8>>,
+    pub cache_max_age: Duration,
     pub sync_timeout: Duration,
     pub max_attempts: u32,
     pub lease: Duration,
@@ -220,6 +231,12 @@ impl ServeArgs {
             .collect();
         let allow = rules(&self.fetch_allow, "--fetch-allow")?;
         let sources = rules(&self.fetch_sources, "--fetch-sources")?;
+        let url_signing_key = self
+            .url_signing_key
+            .as_deref()
+            .map(crate::urlsig::decode_key)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let webhook_key = self
             .webhook_secret
             .as_deref()
@@ -247,6 +264,8 @@ impl ServeArgs {
             max_queue: self.max_queue,
             job_ttl: self.job_ttl,
             api_keys: keys,
+            url_signing_key,
+            cache_max_age: self.cache_max_age,
             sync_timeout: self.sync_timeout,
             max_attempts: self.max_attempts,
             lease: self.lease,

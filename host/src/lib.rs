@@ -35,3 +35,4 @@ pub mod sandbox;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod urlsig;

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// 401: API keys are in use and this request has none or a wrong one.
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// 403: a signed URL's signature does not match.
+    #[error("{0}")]
+    InvalidSignature(String),
     /// 404: no such job (or not this key's).
     #[error("no job with id {0}")]
     JobNotFound(String),
@@ -137,7 +140,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::AdminDisabled | ApiError::InvalidSignature(_) => StatusCode::FORBIDDEN,
             ApiError::ComponentInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ComponentNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
@@ -166,6 +169,7 @@ impl ApiError {
             ApiError::BadRequest(_) => Code::BadRequest,
             ApiError::Unauthorized | ApiError::AdminUnauthorized => Code::Unauthorized,
             ApiError::AdminDisabled => Code::AdminDisabled,
+            ApiError::InvalidSignature(_) => Code::InvalidSignature,
             ApiError::ComponentInvalid { .. } => Code::ComponentInvalid,
             ApiError::ComponentNotFound(_) => Code::ComponentNotFound,
             ApiError::ComponentConflict(_) => Code::ComponentConflict,

@@ -80,6 +80,10 @@ pub struct UrlSource {
     /// `placeholder` answers a neutral image instead of an error, so an `<img>` never breaks.
     #[param(inline)]
     pub on_error: Option<OnError>,
+    /// A signature of the other parameters under the server's `--url-signing-key`
+    /// (`edgethumb sign` makes one): the URL then works without an API key.
+    #[param(max_length = 128)]
+    pub sig: Option<String>,
 }
 
 /// What `GET /v1/thumbnail` answers when the image cannot be made.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -192,8 +192,47 @@ async fn delete(
     }
 }
 
+/// Who may keep a copy of an answer.
+#[derive(Debug, Clone, Copy)]
+enum Caching {
+    /// Asked for with an API key: the browser only, per key.
+    Private,
+    /// Asked for without a key (open mode or a signed URL): CDNs too. `immutable` for a
+    /// job's own thumbnail, which never changes; not for a URL's, whose origin may change.
+    Public { max_age: Duration, immutable: bool },
+}
+
+impl Caching {
+    fn for_owner(state: &AppState, owner: &Owner, immutable: bool) -> Caching {
+        match owner.0 {
+            Some(_) => Caching::Private,
+            None => Caching::Public {
+                max_age: state.jobs.config.cache_max_age,
+                immutable,
+            },
+        }
+    }
+
+    fn apply(self, h: &mut HeaderMap) {
+        let value = match self {
+            Caching::Private => {
+                h.insert(header::VARY, HeaderValue::from_static("Authorization"));
+                "private, max-age=86400, immutable".to_string()
+            }
+            Caching::Public { max_age, immutable } => format!(
+                "public, max-age={}{}",
+                max_age.as_secs(),
+                if immutable { ", immutable" } else { "" }
+            ),
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+}
+
 /// A thumbnail with its type and caching headers (304 for a matching `If-None-Match`).
-fn image_response(job: &Job, data: Bytes, headers: &HeaderMap) -> Response {
+fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching) -> Response {
     let etag = format!("\"{}\"", job.result_hash.as_deref().unwrap_or_default());
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -212,11 +251,7 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    // A job's thumbnail never changes; it only disappears when the job expires or is deleted.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400, immutable"),
-    );
+    caching.apply(h);
     response
 }
 
@@ -246,7 +281,9 @@ async fn thumbnail(
                 .blob(hash)
                 .await?
                 .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
-            Ok(image_response(&job, data, &headers))
+            // A job's thumbnail never changes; it only disappears when the job goes.
+            let caching = Caching::for_owner(&state, &owner, true);
+            Ok(image_response(&job, data, &headers, caching))
         }
         (JobStatus::Queued | JobStatus::Running, _) => Err(ApiError::NotReady {
             detail: format!("job {id} is {}; poll /v1/jobs/{id}?wait=30", job.status.as_str()),
@@ -283,21 +320,35 @@ async fn submit_and_wait(
     req: Request,
 ) -> Result<Response, ApiError> {
     let sub = state.read_submission(req, query).await?;
-    run_and_wait(&state, &owner, sub, &headers).await
+    let caching = Caching::for_owner(&state, &owner, true);
+    run_and_wait(&state, &owner, sub, &headers, caching).await
 }
 
 /// The one-line form for `<img src>` and curl: `GET /v1/thumbnail?url=...&width=&height=`.
 #[utoipa::path(get, path = "/v1/thumbnail", tag = "jobs", params(UrlSource, OptionParams),
     responses((status = 200, description = "The image (or, with on_error=placeholder, a neutral one)", content_type = "image/*"),
+        (status = 403, description = "A sig that does not match the other parameters (invalid_signature)"),
         (status = 422, description = "Refused, unreachable or failed source; invalid options"),
         (status = 504, description = "Not done in time")))]
 async fn thumbnail_from_url(
     State(state): State<AppState>,
-    owner: Owner,
     ApiQuery(query): ApiQuery<OptionParams>,
     ApiQuery(source): ApiQuery<UrlSource>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let owner = match source.sig {
+        Some(_) => super::signed_owner(&state, raw.as_deref().unwrap_or(""))?,
+        None => super::key_id(&headers, &state.jobs.config.api_keys).map(Owner)?,
+    };
+    // A URL's thumbnail may change with its origin: public answers are not immutable.
+    let caching = match owner.0.as_deref() {
+        Some(owner) if owner != super::SIGNED_OWNER => Caching::Private,
+        _ => Caching::Public {
+            max_age: state.jobs.config.cache_max_age,
+            immutable: false,
+        },
+    };
     let placeholder = source.on_error == Some(OnError::Placeholder);
     let url = source.url;
     let options = query.resolve()?;
@@ -317,7 +368,7 @@ async fn thumbnail_from_url(
             options: options.clone(),
             callback_url,
         };
-        run_and_wait(&state, &owner, sub, &headers).await
+        run_and_wait(&state, &owner, sub, &headers, caching).await
     }
     .await;
     match result {
@@ -340,6 +391,7 @@ async fn run_and_wait(
     owner: &Owner,
     sub: Submission,
     headers: &HeaderMap,
+    caching: Caching,
 ) -> Result<Response, ApiError> {
     let submitted = state.jobs.submit(sub.into_job(owner, true)).await?;
     let id = submitted.job.id;
@@ -352,7 +404,7 @@ async fn run_and_wait(
             job,
             result: Some(data),
         }) => {
-            let mut response = image_response(&job, data, headers);
+            let mut response = image_response(&job, data, headers, caching);
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
                 response.headers_mut().insert(header::CONTENT_LOCATION, v);
             }

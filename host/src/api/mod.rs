@@ -159,6 +159,29 @@ impl FromRequestParts<AppState> for Owner {
     }
 }
 
+/// The owner recorded for jobs made through signed URLs: no key's fingerprint (those are
+/// hex), so no key holder sees them in their list.
+pub const SIGNED_OWNER: &str = "signed-url";
+
+/// The owner of a signed `GET /v1/thumbnail` request, whose signature stands in for an API
+/// key; 403 when it does not match.
+pub fn signed_owner(state: &AppState, query: &str) -> Result<Owner, ApiError> {
+    let Some(key) = &state.jobs.config.url_signing_key else {
+        return Err(ApiError::InvalidSignature(
+            "this server does not accept signed URLs (it has no --url-signing-key)".into(),
+        ));
+    };
+    if crate::urlsig::verify(key, crate::urlsig::PATH, query) {
+        Ok(Owner(Some(SIGNED_OWNER.into())))
+    } else {
+        Err(ApiError::InvalidSignature(
+            "the sig parameter does not match this URL's parameters: sign the exact URL with \
+             `edgethumb sign` and the server's key"
+                .into(),
+        ))
+    }
+}
+
 /// The fingerprint of the request's API key: `None` when no keys are configured, an error
 /// when they are and the request has none of them.
 pub fn key_id(headers: &axum::http::HeaderMap, keys: &[String]) -> Result<Option<String>, ApiError> {

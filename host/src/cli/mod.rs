@@ -14,6 +14,7 @@ use crate::sandbox::Sandbox;
 mod files;
 mod local;
 mod remote;
+mod sign;
 
 /// edgethumb turns images into thumbnails inside a wasmtime sandbox: each image is decoded by
 /// a fresh WebAssembly instance with a memory cap, a CPU deadline and no access to files,
@@ -48,6 +49,8 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Measure thumbnails per second: median and p95 ms per file, peak guest memory.
     Bench(BenchArgs),
+    /// Print a signed `GET /v1/thumbnail` URL (for `<img src>` with API keys on).
+    Sign(sign::SignArgs),
     /// Work with resizer components.
     #[command(subcommand)]
     Component(ComponentCommand),
@@ -186,6 +189,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(args) => probe(args),
         Command::Component(ComponentCommand::Validate(args)) => validate_component(args),
         Command::Bench(args) => bench(args),
+        Command::Sign(args) => {
+            println!("{}", sign::signed_url(&args)?);
+            Ok(())
+        }
     }
 }
 
