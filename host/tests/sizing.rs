@@ -107,4 +107,78 @@ async fn bad_sizes_are_refused_with_the_reason() {
     s.stop().await;
 }
 
-both_backends!(sizes_follow_the_request, bad_sizes_are_refused_with_the_reason);
+/// A `w` x `h` RGBA PNG whose left half is transparent.
+fn png_with_alpha(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([200, (y % 256) as u8, 40, if x < w / 2 { 0 } else { 255 }])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgba8(img)
+        .write_with_encoder(image::codecs::png::PngEncoder::new(&mut out))
+        .unwrap();
+    out
+}
+
+async fn auto_format_follows_accept_and_alpha() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path(), &[]).await;
+    let c = client();
+    let opaque = png(1200, 800);
+    let alpha = png_with_alpha(600, 400);
+    for (accept, image, want) in [
+        ("image/avif,image/webp,*/*", &opaque, "image/webp"),
+        ("image/webp", &alpha, "image/webp"),
+        ("*/*", &opaque, "image/jpeg"),
+        ("image/webp;q=0, */*", &opaque, "image/jpeg"),
+        ("*/*", &alpha, "image/png"),
+        ("", &alpha, "image/png"),
+    ] {
+        let mut req = c
+            .post(s.at("/v1/thumbnail?width=200&format=auto"))
+            .header("content-type", "image/png");
+        if !accept.is_empty() {
+            req = req.header("accept", accept);
+        }
+        let resp = req.body(image.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{accept}");
+        assert_eq!(resp.headers()["content-type"], want, "{accept}");
+        assert!(
+            resp.headers()["vary"].to_str().unwrap().contains("Accept"),
+            "{accept}"
+        );
+        let job_url = resp.headers()["content-location"].to_str().unwrap().to_string();
+        let bytes = resp.bytes().await.unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(img.width(), 200, "{accept}");
+        // Alpha survives wherever the format keeps it.
+        assert_eq!(
+            img.color().has_alpha(),
+            image.as_ptr() == alpha.as_ptr(),
+            "{accept}"
+        );
+        let job = get_json(&c, s.at(&job_url)).await;
+        assert_eq!(job["options"]["format"], "auto", "{job}");
+        assert_eq!(job["result"]["content_type"], want, "{job}");
+        // The job's own download says the same.
+        let again = c.get(s.at(&format!("{job_url}/thumbnail"))).send().await.unwrap();
+        assert_eq!(again.headers()["content-type"], want);
+    }
+    // A fixed format does not vary by Accept.
+    let resp = c
+        .post(s.at("/v1/thumbnail?width=50&format=png"))
+        .header("content-type", "image/png")
+        .header("accept", "image/webp")
+        .body(opaque.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert!(resp.headers().get("vary").is_none());
+    s.stop().await;
+}
+
+both_backends!(
+    sizes_follow_the_request,
+    bad_sizes_are_refused_with_the_reason,
+    auto_format_follows_accept_and_alpha
+);

@@ -54,6 +54,7 @@ fn made(result: &Bytes, dedup_key: &str) -> Made {
     Made {
         result: result.clone(),
         result_hash: sha256_hex(result),
+        format: resizer_core::OutputFormat::Png,
         width: 100,
         height: 67,
         source_format: "jpeg".into(),

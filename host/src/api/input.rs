@@ -8,13 +8,13 @@ use axum::extract::{FromRequest, FromRequestParts, Multipart, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
-use resizer_core::{MAX_OUTPUT_SIDE, OutputFormat};
+use resizer_core::MAX_OUTPUT_SIDE;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use crate::store::JobOptions;
+use crate::store::{FormatChoice, JobOptions};
 
 /// A query string read into `T`, refused with a problem+json 400 that says what is wrong
 /// (axum's own `Query` answers in plain text). Unknown parameters never get this far: the
@@ -53,7 +53,8 @@ pub struct OptionParams {
     /// contain (default), cover or fill.
     #[param(value_type = Option<Fit>)]
     pub fit: Option<String>,
-    /// png (default), jpeg or webp.
+    /// png (default), jpeg, webp, or auto: WebP where `Accept` allows it, else JPEG, or PNG
+    /// for images with alpha.
     #[param(value_type = Option<Format>)]
     pub format: Option<String>,
     /// JPEG and WebP quality, 1 to 100 (default 80).
@@ -127,8 +128,9 @@ impl OptionParams {
         }
     }
 
-    /// Parses and range-checks, naming the offending field.
-    pub fn resolve(&self) -> Result<JobOptions, ApiError> {
+    /// Parses and range-checks, naming the offending field. `accept` is the request's
+    /// `Accept` header, which `format=auto` follows.
+    pub fn resolve(&self, accept: Option<&str>) -> Result<JobOptions, ApiError> {
         let d = JobOptions::default();
         let side = |name: &str, v: &Option<String>| -> Result<u32, ApiError> {
             let Some(v) = v else { return Ok(0) };
@@ -194,10 +196,11 @@ impl OptionParams {
             },
             format: match &self.format {
                 None => d.format,
-                Some(v) => OutputFormat::parse(v.trim()).ok_or_else(|| {
-                    ApiError::InvalidOptions(format!("format must be png, jpeg or webp, got {v:?}"))
+                Some(v) => FormatChoice::parse(v.trim()).ok_or_else(|| {
+                    ApiError::InvalidOptions(format!("format must be png, jpeg, webp or auto, got {v:?}"))
                 })?,
             },
+            accepts_webp: accept.is_some_and(|a| accepts(a, "image/webp")),
             quality,
             enlarge,
             dpr,
@@ -208,6 +211,20 @@ impl OptionParams {
             .map_err(|e| ApiError::InvalidOptions(core_detail(e)))?;
         Ok(options)
     }
+}
+
+/// Whether an `Accept` header names `mime` (exactly, not through a wildcard, as imgproxy
+/// and browsers' image requests go) with a non-zero quality.
+pub(crate) fn accepts(accept: &str, mime: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        parts.next().is_some_and(|m| m.eq_ignore_ascii_case(mime))
+            && parts.all(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_none_or(|q| q > 0.0)
+            })
+    })
 }
 
 /// The detail of a core validation error, without its "invalid options: " prefix.
@@ -299,11 +316,12 @@ pub enum Fit {
 /// The thumbnail's format.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // documents the option; `OutputFormat::parse` reads it
+#[allow(dead_code)] // documents the option; `FormatChoice::parse` reads it
 pub enum Format {
     Png,
     Jpeg,
     Webp,
+    Auto,
 }
 
 /// Where a request's image comes from.
@@ -395,6 +413,11 @@ pub async fn read_submission(
     limit: usize,
 ) -> Result<Submission, ApiError> {
     let query_callback = query.callback_url.clone();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -456,7 +479,7 @@ pub async fn read_submission(
             "content type {mime:?} is not accepted; send multipart/form-data, image/*, or application/json"
         )));
     };
-    let options = params.over(query).resolve()?;
+    let options = params.over(query).resolve(accept.as_deref())?;
     let callback_url = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;

@@ -20,7 +20,7 @@ use super::input::{ApiQuery, OnError, OptionParams, Source, Submission, UrlSourc
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
-use crate::store::{Deleted, Job, JobOptions, JobStatus, decode_cursor};
+use crate::store::{Deleted, FormatChoice, Job, JobOptions, JobStatus, decode_cursor};
 
 /// Longest `?wait=` a poll may ask for.
 const MAX_WAIT_SECONDS: u64 = 60;
@@ -246,12 +246,22 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching)
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(job.options.format.mime_type()),
+        HeaderValue::from_static(job.output_format().mime_type()),
     );
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
     caching.apply(h);
+    // `auto` answers differ by the request's Accept, so caches must key on it too.
+    if job.options.format == FormatChoice::Auto {
+        let vary = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
+            Some(v) => format!("{v}, Accept"),
+            None => "Accept".to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&vary) {
+            h.insert(header::VARY, v);
+        }
+    }
     response
 }
 
@@ -351,7 +361,8 @@ async fn thumbnail_from_url(
     };
     let placeholder = source.on_error == Some(OnError::Placeholder);
     let url = source.url;
-    let options = query.resolve()?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let options = query.resolve(accept)?;
     // What the request says, as opposed to what the image does, is never hidden behind a
     // placeholder: an overlong URL or a bad callback is the caller's to fix.
     if url.len() > crate::outbound::MAX_URL_BYTES {
@@ -425,7 +436,7 @@ async fn run_and_wait(
 /// [`super::placeholder`]); the error code is in `X-Edgethumb-Error` and the response is not
 /// cached.
 async fn placeholder_response(options: JobOptions, code: Code) -> Response {
-    let mime = options.format.mime_type();
+    let mime = options.first_format().mime_type();
     let data = match super::placeholder::placeholder(&options).await {
         Ok(done) => done,
         Err(error) => {

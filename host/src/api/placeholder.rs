@@ -25,7 +25,7 @@ type Key = (u32, u32, OutputFormat);
 /// format.
 pub async fn placeholder(options: &JobOptions) -> Result<Bytes, String> {
     let (width, height) = options.sizing().shapeless_box();
-    let key = (width, height, options.format);
+    let key = (width, height, options.first_format());
     if let Some(found) = recent(&key) {
         return Ok(found);
     }

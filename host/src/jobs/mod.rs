@@ -13,6 +13,7 @@
 
 pub mod batch;
 mod handoff;
+mod make;
 pub mod submit;
 pub mod view;
 pub mod webhooks;

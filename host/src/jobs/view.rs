@@ -91,8 +91,8 @@ impl From<Job> for JobView {
     fn from(j: Job) -> Self {
         let result = match (j.status, j.result_bytes, j.result_width, j.result_height) {
             (JobStatus::Succeeded, Some(bytes), Some(width), Some(height)) => Some(ResultView {
-                format: j.options.format.name().into(),
-                content_type: j.options.format.mime_type().into(),
+                format: j.output_format().name().into(),
+                content_type: j.output_format().mime_type().into(),
                 width,
                 height,
                 bytes,

@@ -214,11 +214,10 @@ impl Jobs {
     /// activated while it runs.
     async fn run_in_sandbox(&self, job: &Job, source: Bytes, resizer: Resizer) -> Outcome {
         let digest = resizer.digest().to_string();
-        let options = job.options.to_core();
-        let sizing = job.options.sizing();
+        let options = job.options.clone();
         let started = Instant::now();
         let run = tokio::task::spawn_blocking(move || {
-            let made = resizer.thumbnail_sized(&source, &sizing, &options)?;
+            let made = super::make::make(&resizer, &source, &options)?;
             // Hashed here, off the async threads, with the image work.
             let hash = sha256_hex(&made.0.data);
             Ok::<_, SandboxError>((made, hash))
@@ -244,6 +243,7 @@ impl Jobs {
                     component_digest: digest,
                     result: Bytes::from(thumb.data),
                     result_hash,
+                    format: thumb.format,
                 })
             }
             Ok(Err(e)) if e.code().is_worth_retrying() && job.attempts < self.config.max_attempts => {

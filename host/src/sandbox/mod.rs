@@ -43,10 +43,6 @@ use crate::codes::Code;
 /// The resizer component built from this workspace, embedded so the binary needs no files.
 pub const BUILTIN_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/resizer.wasm"));
 
-/// Boxes with a side above this are settled against `probe` before the thumbnail call, not
-/// after it (see [`Resizer::thumbnail_sized`]).
-const PROBE_FIRST_SIDE: u32 = 256;
-
 /// Set to `1` to have wasmtime write a perf map of the compiled guest code (for `perf report`).
 const PERF_MAP_ENV: &str = "EDGETHUMB_PERF_MAP";
 
@@ -350,35 +346,6 @@ impl Resizer {
         let wit_options = options_to_wit(&options);
         let (r, stats) = self.call(|store, guest| guest.call_thumbnail(store, image, wit_options))?;
         Ok((r.map(thumbnail_from_wit).map_err(error_from_wit)?, stats))
-    }
-
-    /// Makes a thumbnail of the box that `request` resolves to (the box and fit in `options`
-    /// are replaced). Components take a concrete box (WIT 1.0), so a request that must not
-    /// enlarge is settled against the source's size: from `probe` first when the box is
-    /// large, since an unwanted enlargement would then cost more than the extra call; else
-    /// from the first result's source size, redone only when it scaled the source up.
-    pub fn thumbnail_sized(
-        &self,
-        image: &[u8],
-        request: &resizer_core::sizing::Request,
-        options: &Options,
-    ) -> Result<(Thumbnail, CallStats), SandboxError> {
-        let with_box = |(width, height, fit)| Options {
-            width,
-            height,
-            fit,
-            ..options.clone()
-        };
-        let mut chosen = request.initial_box();
-        if !request.enlarge && request.longest_given_side() > PROBE_FIRST_SIDE {
-            let (info, _) = self.probe(image)?;
-            chosen = request.settle(info.width, info.height).unwrap_or(chosen);
-        }
-        let made = self.thumbnail(image, &with_box(chosen))?;
-        match request.settle(made.0.source.width, made.0.source.height) {
-            Some(settled) if settled != chosen => self.thumbnail(image, &with_box(settled)),
-            _ => Ok(made),
-        }
     }
 
     fn call<R>(

@@ -15,6 +15,7 @@ use super::{
     StoreError, decode_cursor, encode_cursor, ms, now_ms,
 };
 use crate::codes::Code;
+use resizer_core::OutputFormat;
 
 /// The PostgreSQL advisory lock that serialises job inserts under a queue limit (any constant
 /// unique to this use; the value spells "queue").
@@ -26,7 +27,7 @@ macro_rules! job_columns {
         "id, owner, status, created_at, started_at, finished_at, attempts, options, source_hash, \
          source_bytes, source_format, source_width, source_height, result_bytes, result_width, \
          result_height, result_etag, component_digest, error_code, error_message, deduplicated_from, \
-         requested_component, source_url, callback_url"
+         requested_component, source_url, callback_url, result_format"
     };
 }
 
@@ -91,6 +92,9 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         result_width: opt_u32(row, "result_width")?,
         result_height: opt_u32(row, "result_height")?,
         result_hash: row.try_get("result_etag")?,
+        result_format: row
+            .try_get::<Option<String>, _>("result_format")?
+            .and_then(|f| OutputFormat::parse(&f)),
         component_digest: row.try_get("component_digest")?,
         // A code this version does not know came from a newer host; it is still a failure.
         error_code: error_code.map(|c| Code::parse(&c).unwrap_or(Code::InternalError)),
@@ -210,10 +214,10 @@ impl Store {
         let row = sqlx::query(concat!(
             "INSERT INTO jobs (id, owner, status, created_at, started_at, finished_at, attempts, options, dedup_key,
                 source_hash, source_bytes, source_format, source_width, source_height, result_bytes, result_width,
-                result_height, result_etag, component_digest, deduplicated_from, callback_url)
+                result_height, result_etag, component_digest, deduplicated_from, callback_url, result_format)
              SELECT $1, owner, 'succeeded', $2, $2, $2, 0, options, dedup_key, source_hash, source_bytes, source_format,
                 source_width, source_height, result_bytes, result_width, result_height, result_etag, component_digest,
-                id, $3
+                id, $3, result_format
              FROM jobs WHERE id = $4 RETURNING ",
             job_columns!()
         ))
@@ -556,8 +560,8 @@ fn succeeded(made: &Made, now: i64) -> AnyQuery<'_> {
         "UPDATE jobs SET status = 'succeeded', finished_at = $1, lease_until = NULL, lease_token = NULL,
             result_bytes = $2, result_width = $3, result_height = $4, result_etag = $5, source_format = $6,
             source_width = $7, source_height = $8, component_digest = $9, dedup_key = $10, error_code = NULL,
-            error_message = NULL
-         WHERE id = $11 AND lease_token = $12 AND status = 'running' RETURNING ",
+            error_message = NULL, result_format = $11
+         WHERE id = $12 AND lease_token = $13 AND status = 'running' RETURNING ",
         job_columns!()
     ))
     .bind(now)
@@ -570,4 +574,5 @@ fn succeeded(made: &Made, now: i64) -> AnyQuery<'_> {
     .bind(made.source_height as i64)
     .bind(made.component_digest.as_str())
     .bind(made.dedup_key.as_str())
+    .bind(made.format.name())
 }

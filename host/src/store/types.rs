@@ -58,8 +58,13 @@ pub struct JobOptions {
     pub height: u32,
     #[schema(value_type = String, example = "contain")]
     pub fit: Fit,
+    /// png, jpeg, webp, or auto: WebP where the request's `Accept` allows it, else JPEG for
+    /// opaque images and PNG for those with alpha.
     #[schema(value_type = String, example = "png")]
-    pub format: OutputFormat,
+    pub format: FormatChoice,
+    /// With `auto`: the submitting request's `Accept` allowed WebP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepts_webp: bool,
     pub quality: u8,
     /// Whether a source smaller than the box is scaled up to it.
     #[serde(default = "stored_before_enlarge")]
@@ -67,6 +72,36 @@ pub struct JobOptions {
     /// Device pixel ratio: multiplies the box.
     #[serde(default = "one")]
     pub dpr: f32,
+}
+
+/// The output format asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatChoice {
+    Png,
+    Jpeg,
+    Webp,
+    /// Chosen per request and image: see [`JobOptions::format_for`].
+    Auto,
+}
+
+impl FormatChoice {
+    pub fn parse(text: &str) -> Option<FormatChoice> {
+        match text {
+            "auto" => Some(FormatChoice::Auto),
+            other => OutputFormat::parse(other).map(FormatChoice::from),
+        }
+    }
+}
+
+impl From<OutputFormat> for FormatChoice {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Png => FormatChoice::Png,
+            OutputFormat::Jpeg => FormatChoice::Jpeg,
+            OutputFormat::Webp => FormatChoice::Webp,
+        }
+    }
 }
 
 /// Jobs stored before `enlarge` existed were always enlarged; they keep that when retried.
@@ -85,7 +120,8 @@ impl Default for JobOptions {
             width: d.width,
             height: d.height,
             fit: d.fit,
-            format: d.format,
+            format: d.format.into(),
+            accepts_webp: false,
             quality: d.quality,
             enlarge: false,
             dpr: 1.0,
@@ -93,14 +129,43 @@ impl Default for JobOptions {
     }
 }
 
+impl Job {
+    /// The format the thumbnail was made in.
+    pub fn output_format(&self) -> OutputFormat {
+        self.result_format.unwrap_or_else(|| self.options.first_format())
+    }
+}
+
 impl JobOptions {
-    /// The encoding options; the box comes from [`JobOptions::sizing`].
+    /// The format to make first: the one asked for, or `auto`'s guess before the image is
+    /// known (WebP where accepted, else JPEG).
+    pub fn first_format(&self) -> OutputFormat {
+        match self.format {
+            FormatChoice::Png => OutputFormat::Png,
+            FormatChoice::Jpeg => OutputFormat::Jpeg,
+            FormatChoice::Webp => OutputFormat::Webp,
+            FormatChoice::Auto if self.accepts_webp => OutputFormat::Webp,
+            FormatChoice::Auto => OutputFormat::Jpeg,
+        }
+    }
+
+    /// The format for an image with or without alpha: `auto` without WebP keeps alpha in PNG,
+    /// where JPEG would lay it on white.
+    pub fn format_for(&self, has_alpha: bool) -> OutputFormat {
+        match self.first_format() {
+            OutputFormat::Jpeg if self.format == FormatChoice::Auto && has_alpha => OutputFormat::Png,
+            first => first,
+        }
+    }
+
+    /// The encoding options, in [`JobOptions::first_format`]; the box comes from
+    /// [`JobOptions::sizing`].
     pub fn to_core(&self) -> resizer_core::Options {
         resizer_core::Options {
             width: self.width,
             height: self.height,
             fit: self.fit,
-            format: self.format,
+            format: self.first_format(),
             quality: self.quality,
             ..resizer_core::Options::default()
         }
@@ -140,6 +205,8 @@ pub struct Job {
     pub result_height: Option<u32>,
     /// sha256 of the result: its blob's key and its HTTP `ETag`.
     pub result_hash: Option<String>,
+    /// The result's format (`None` for jobs finished before it was recorded: the options').
+    pub result_format: Option<OutputFormat>,
     pub component_digest: Option<String>,
     pub error_code: Option<Code>,
     pub error_message: Option<String>,
@@ -235,6 +302,7 @@ pub struct Made {
     pub result: Bytes,
     /// sha256 of `result`.
     pub result_hash: String,
+    pub format: OutputFormat,
     pub width: u32,
     pub height: u32,
     pub source_format: String,

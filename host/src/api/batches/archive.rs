@@ -98,7 +98,7 @@ async fn try_write_zip(store: &Store, batch: Batch, tx: &Chunks) -> std::io::Res
         let Some(data) = store.blob(hash).await.map_err(std::io::Error::other)? else {
             continue;
         };
-        let name = entry_name(member.position, &member.name, member.job.options.format.name());
+        let name = entry_name(member.position, &member.name, member.job.output_format().name());
         zip.start_file(name, stored).map_err(std::io::Error::other)?;
         zip.write_all(&data)?;
         if tx.send(Ok(pending.take())).await.is_err() {

@@ -20,6 +20,10 @@ use crate::store::JobOptions;
 pub type Item = (String, Source, JobOptions, Option<String>);
 
 /// Reads a batch request into its items.
+/// A batch's thumbnails go into a zip, not to a browser: `auto` there means JPEG, or PNG for
+/// images with alpha.
+const BATCH_ACCEPT: Option<&str> = None;
+
 pub async fn read(req: Request, query: OptionParams, config: &ServeConfig) -> Result<Vec<Item>, ApiError> {
     let content_type = req
         .headers()
@@ -95,7 +99,7 @@ async fn read_form(
         }
     }
     check_count(images.len(), config.max_batch_items)?;
-    let options = params.over(query).resolve()?;
+    let options = params.over(query).resolve(BATCH_ACCEPT)?;
     let callback = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;
@@ -129,7 +133,7 @@ fn json_items(body: &Bytes, query: OptionParams, max_items: usize) -> Result<Vec
         dpr: json_scalar(json.dpr),
         ..OptionParams::default()
     };
-    let options = params.over(query).resolve()?;
+    let options = params.over(query).resolve(BATCH_ACCEPT)?;
     let callback = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;

@@ -1,0 +1,3 @@
+-- The format a thumbnail was made in: with format=auto it is chosen per image (JPEG or PNG by
+-- alpha, WebP where the client accepts it), so it is no longer read off the options.
+ALTER TABLE jobs ADD COLUMN result_format TEXT;
