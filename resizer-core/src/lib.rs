@@ -12,6 +12,7 @@
 //! Hostile input is the normal case here: every function returns [`Error`] instead of
 //! panicking, and the pixel limit is checked against the header before a pixel buffer exists.
 
+pub mod colour;
 pub mod formats;
 pub mod header;
 pub mod pipeline;

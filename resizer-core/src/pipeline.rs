@@ -59,6 +59,9 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     };
     let mut small = resize(source, resize_w, resize_h, opts.fit)?;
     small.apply_orientation(orientation);
+    if let Some(icc) = crate::colour::embedded_profile(data, format) {
+        small = crate::colour::to_srgb(small, &icc);
+    }
 
     let data = encode(small, opts)?;
     Ok(Thumbnail {

@@ -255,15 +255,20 @@ fn status_to_result(status: sys::VP8StatusCode) -> Result<(), Error> {
 
 /// The EXIF orientation, from the `EXIF` chunk of an extended (VP8X) file; `None` without one.
 pub fn orientation(data: &[u8]) -> Option<Orientation> {
+    let body = chunk(data, b"EXIF")?;
+    // Some writers keep JPEG's "Exif\0\0" prefix in front of the TIFF header.
+    Orientation::from_exif_chunk(body.strip_prefix(b"Exif\0\0").unwrap_or(body))
+}
+
+/// The body of the RIFF container's first `fourcc` chunk (`EXIF`, `ICCP`, ...).
+pub fn chunk<'a>(data: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
     let mut at = 12usize;
     // The chunk walk is bounded by the input: each step moves forward by at least 8 bytes.
     while let Some(header) = data.get(at..at + 8) {
         let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
-        let body = data.get(at + 8..at + 8 + len)?;
-        if &header[..4] == b"EXIF" {
-            // Some writers keep JPEG's "Exif\0\0" prefix in front of the TIFF header.
-            let tiff = body.strip_prefix(b"Exif\0\0").unwrap_or(body);
-            return Orientation::from_exif_chunk(tiff);
+        let body = data.get(at + 8..at.checked_add(8 + len)?)?;
+        if &header[..4] == fourcc {
+            return Some(body);
         }
         at = at.checked_add(8 + len + (len & 1))?;
     }
