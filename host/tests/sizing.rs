@@ -78,6 +78,26 @@ async fn sizes_follow_the_request() {
     assert_eq!(job["options"]["width"], 120, "{job}");
     assert_eq!(job["options"]["height"], 0, "{job}");
     assert_eq!(job["options"]["dpr"], 1.5, "{job}");
+    // Options that had no effect are not shown: fit with an automatic side, quality for
+    // PNG, dpr at 1.
+    let options = job["options"].as_object().unwrap();
+    assert!(
+        !options.contains_key("fit") && !options.contains_key("quality"),
+        "{job}"
+    );
+    let (_, job) = size_of(
+        &c,
+        &s,
+        "width=100&height=100&format=jpeg&quality=70",
+        large.clone(),
+    )
+    .await;
+    assert_eq!(
+        (job["options"]["fit"].as_str(), job["options"]["quality"].as_u64()),
+        (Some("contain"), Some(70)),
+        "{job}"
+    );
+    assert!(job["options"].get("dpr").is_none(), "{job}");
     s.stop().await;
 }
 

@@ -7,7 +7,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::codes::Code;
-use crate::store::{Job, JobOptions, JobStatus};
+use resizer_core::{Fit, OutputFormat};
+
+use crate::store::{FormatChoice, Job, JobOptions, JobStatus};
 
 /// A job as clients see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -19,7 +21,7 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub attempts: u32,
-    pub options: JobOptions,
+    pub options: OptionsView,
     pub source: SourceView,
     pub result: Option<ResultView>,
     /// sha256 of the resizer component that made (or failed) it.
@@ -32,6 +34,44 @@ pub struct JobView {
     /// Set when the result was reused from an earlier job with the same source and options.
     pub deduplicated_from: Option<Uuid>,
     pub links: Links,
+}
+
+/// The options as asked, less those that had no effect: `fit` when a side is automatic (the
+/// aspect ratio decides), `quality` for PNG, `dpr` at 1, `accepts_webp` unless `auto`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OptionsView {
+    /// Box width; 0: automatic, from the aspect ratio.
+    pub width: u32,
+    /// Box height; 0: automatic.
+    pub height: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "contain")]
+    pub fit: Option<Fit>,
+    #[schema(value_type = String, example = "png")]
+    pub format: FormatChoice,
+    /// With `auto`: whether the request's `Accept` allowed WebP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepts_webp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    pub enlarge: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpr: Option<f32>,
+}
+
+impl OptionsView {
+    fn new(o: &JobOptions, made: OutputFormat) -> Self {
+        OptionsView {
+            width: o.width,
+            height: o.height,
+            fit: (o.width != 0 && o.height != 0).then_some(o.fit),
+            format: o.format,
+            accepts_webp: (o.format == FormatChoice::Auto).then_some(o.accepts_webp),
+            quality: (made != OutputFormat::Png).then_some(o.quality),
+            enlarge: o.enlarge,
+            dpr: (o.dpr != 1.0).then_some(o.dpr),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -89,6 +129,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 impl From<Job> for JobView {
     fn from(j: Job) -> Self {
+        let options = OptionsView::new(&j.options, j.output_format());
         let result = match (j.status, j.result_bytes, j.result_width, j.result_height) {
             (JobStatus::Succeeded, Some(bytes), Some(width), Some(height)) => Some(ResultView {
                 format: j.output_format().name().into(),
@@ -116,7 +157,7 @@ impl From<Job> for JobView {
             started_at: j.started_at.map(rfc3339),
             finished_at: j.finished_at.map(rfc3339),
             attempts: j.attempts,
-            options: j.options,
+            options,
             source: SourceView {
                 bytes: j.source_bytes,
                 sha256: j.source_hash.unwrap_or_default(),
