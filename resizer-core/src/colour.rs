@@ -62,6 +62,26 @@ pub fn to_srgb(img: DynamicImage, icc: &[u8]) -> DynamicImage {
     converted.unwrap_or(img)
 }
 
+/// `png` with an `sRGB` chunk (rendering intent: perceptual) after its header, so viewers that
+/// manage colour take it as the sRGB it is: 13 bytes, where an embedded profile would be
+/// hundreds. JPEG and WebP have no such mark; untagged, they are read as sRGB.
+pub fn tag_png_srgb(png: Vec<u8>) -> Vec<u8> {
+    // Signature (8) and IHDR (4 + 4 + 13 + 4): the chunk goes right after.
+    const AFTER_IHDR: usize = 33;
+    if png.get(12..16) != Some(b"IHDR") || png.len() < AFTER_IHDR {
+        return png;
+    }
+    let mut chunk = Vec::with_capacity(13);
+    chunk.extend(1u32.to_be_bytes());
+    chunk.extend(b"sRGB\0");
+    chunk.extend(crc32fast::hash(&chunk[4..]).to_be_bytes());
+    let mut out = Vec::with_capacity(png.len() + chunk.len());
+    out.extend(&png[..AFTER_IHDR]);
+    out.extend(chunk);
+    out.extend(&png[AFTER_IHDR..]);
+    out
+}
+
 /// sRGB profiles come in many versions (v2, v4, "black scaled"); their primaries are what
 /// they share. Converting between them would only add rounding.
 fn same_primaries(a: &ColorProfile, b: &ColorProfile) -> bool {
@@ -147,6 +167,28 @@ mod tests {
         }
         out.extend(&plain[2..]);
         out
+    }
+
+    #[test]
+    fn png_outputs_say_srgb() {
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(image::RgbImage::from_pixel(3, 2, image::Rgb([1, 2, 3])))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let tagged = tag_png_srgb(png.clone());
+        assert_eq!(&tagged[37..41], b"sRGB");
+        assert_eq!(tagged.len(), png.len() + 13);
+        // The png crate checks every chunk's CRC: the file still decodes, to the same pixels.
+        let decoder = image::codecs::png::PngDecoder::new(std::io::Cursor::new(&tagged)).unwrap();
+        assert_eq!(
+            DynamicImage::from_decoder(decoder)
+                .unwrap()
+                .to_rgb8()
+                .get_pixel(2, 1)
+                .0,
+            [1, 2, 3]
+        );
+        assert_eq!(tag_png_srgb(b"not a png".to_vec()), b"not a png");
     }
 
     #[test]

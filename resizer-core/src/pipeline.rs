@@ -448,6 +448,9 @@ fn encode(img: DynamicImage, opts: &Options) -> Result<Vec<u8>, Error> {
         OutputFormat::Webp => return formats::webp::encode_lossy(img, opts.quality),
     };
     result.map_err(|e| Error::Internal(format!("encoding {} failed: {e}", opts.format.name())))?;
+    if opts.format == OutputFormat::Png {
+        out = crate::colour::tag_png_srgb(out);
+    }
     Ok(out)
 }
 
