@@ -86,9 +86,7 @@ pub fn decode_reduced(data: &[u8], max_pixels: u64, kx: u32, ky: u32) -> Option<
         for y in y0..y0 + rows {
             let file_row = if info.top_down { y } else { h - 1 - y };
             let src = &pixels[file_row * stride..][..row_len];
-            for (sum, &v) in columns.iter_mut().zip(src) {
-                *sum += u16::from(v);
-            }
+            super::add_row(&mut columns, src);
         }
         for (ox, px) in dst.chunks_exact_mut(3).enumerate() {
             let x0 = ox * kx;

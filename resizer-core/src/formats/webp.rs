@@ -68,11 +68,8 @@ pub fn decode(data: &[u8], f: Features, size: Option<(u32, u32)>) -> Result<Dyna
         size: pixels.len(),
     };
     // SAFETY: the output buffer is `pixels`, which outlives the call, with the stride and size
-    // libwebp checks against the output's dimensions; libwebp reads at most `data.len()` bytes.
-    let status = unsafe { sys::WebPDecode(data.as_ptr(), data.len(), &mut config) };
-    // SAFETY: frees only what libwebp allocated itself (nothing, with external memory).
-    unsafe { sys::WebPFreeDecBuffer(&mut config.output) };
-    status_to_result(status)?;
+    // libwebp checks against the output's dimensions.
+    unsafe { run_decode(data, &mut config) }?;
     let image = if f.has_alpha {
         RgbaImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgba8)
     } else {
@@ -119,11 +116,8 @@ pub fn decode_reduced(data: &[u8], f: Features, kx: u32, ky: u32) -> Result<Opti
         a_size: 0,
     };
     // SAFETY: the planes outlive the call and match the strides and sizes given, which
-    // libwebp checks against the picture's size; it reads at most `data.len()` bytes.
-    let status = unsafe { sys::WebPDecode(data.as_ptr(), data.len(), &mut config) };
-    // SAFETY: frees only what libwebp allocated itself (nothing, with external memory).
-    unsafe { sys::WebPFreeDecBuffer(&mut config.output) };
-    status_to_result(status)?;
+    // libwebp checks against the picture's size.
+    unsafe { run_decode(data, &mut config) }?;
     let (kx, ky) = (kx as usize, ky as usize);
     let (ow, oh) = (w.div_ceil(kx), h.div_ceil(ky));
     let mut out = Vec::with_capacity(ow * oh * 3);
@@ -134,11 +128,11 @@ pub fn decode_reduced(data: &[u8], f: Features, kx: u32, ky: u32) -> Result<Opti
         us.fill(0);
         vs.fill(0);
         for row in y0..y0 + rows {
-            add_row(&mut ys, &planes[0][row * w..][..w]);
+            super::add_row(&mut ys, &planes[0][row * w..][..w]);
             // Each chroma row covers two luma rows; adding it once per luma row weighs it
             // by how many of the band's rows it covers.
-            add_row(&mut us, &planes[1][row / 2 * cw..][..cw]);
-            add_row(&mut vs, &planes[2][row / 2 * cw..][..cw]);
+            super::add_row(&mut us, &planes[1][row / 2 * cw..][..cw]);
+            super::add_row(&mut vs, &planes[2][row / 2 * cw..][..cw]);
         }
         for x0 in (0..w).step_by(kx) {
             let cols = x0..(x0 + kx).min(w);
@@ -168,12 +162,6 @@ fn chroma_sum(sums: &[u16], cols: std::ops::Range<usize>) -> u32 {
         total += u32::from(sums[cols.end / 2]);
     }
     total
-}
-
-fn add_row(sums: &mut [u16], row: &[u8]) {
-    for (sum, &v) in sums.iter_mut().zip(row) {
-        *sum += u16::from(v);
-    }
 }
 
 /// libwebp's own YUV to RGB conversion (dsp/yuv.h: BT.601, 14-bit fixed point), so the
@@ -230,6 +218,20 @@ pub fn encode_lossy(img: DynamicImage, quality: u8) -> Result<Vec<u8>, Error> {
     let encoded = unsafe { std::slice::from_raw_parts(output, len) }.to_vec();
     unsafe { sys::WebPFree(output.cast()) };
     Ok(encoded)
+}
+
+/// Runs libwebp's decode into the external buffer `config` describes, then releases what
+/// libwebp holds (nothing, with external memory).
+///
+/// # Safety
+/// `config.output` must point at buffers that outlive the call, with the strides and sizes
+/// given. libwebp reads at most `data.len()` bytes.
+unsafe fn run_decode(data: &[u8], config: &mut sys::WebPDecoderConfig) -> Result<(), Error> {
+    // SAFETY: as the caller promises.
+    let status = unsafe { sys::WebPDecode(data.as_ptr(), data.len(), config) };
+    // SAFETY: frees only what libwebp allocated itself.
+    unsafe { sys::WebPFreeDecBuffer(&mut config.output) };
+    status_to_result(status)
 }
 
 fn new_config() -> Result<sys::WebPDecoderConfig, Error> {
