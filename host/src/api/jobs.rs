@@ -203,22 +203,31 @@ enum Caching {
 }
 
 impl Caching {
+    /// Private for a key's answers; public without one, and for signed URLs.
     fn for_owner(state: &AppState, owner: &Owner, immutable: bool) -> Caching {
-        match owner.0 {
-            Some(_) => Caching::Private,
-            None => Caching::Public {
+        match owner.0.as_deref() {
+            Some(key) if key != super::SIGNED_OWNER => Caching::Private,
+            _ => Caching::Public {
                 max_age: state.jobs.config.cache_max_age,
                 immutable,
             },
         }
     }
 
-    fn apply(self, h: &mut HeaderMap) {
+    /// Sets `Cache-Control` and `Vary`: by `Authorization` for a key's answers, and by
+    /// `Accept` too when the answer's format followed it (`format=auto`).
+    fn apply(self, h: &mut HeaderMap, by_accept: bool) {
+        let vary = match (self, by_accept) {
+            (Caching::Private, true) => Some("Authorization, Accept"),
+            (Caching::Private, false) => Some("Authorization"),
+            (Caching::Public { .. }, true) => Some("Accept"),
+            (Caching::Public { .. }, false) => None,
+        };
+        if let Some(vary) = vary {
+            h.insert(header::VARY, HeaderValue::from_static(vary));
+        }
         let value = match self {
-            Caching::Private => {
-                h.insert(header::VARY, HeaderValue::from_static("Authorization"));
-                "private, max-age=86400, immutable".to_string()
-            }
+            Caching::Private => "private, max-age=86400, immutable".to_string(),
             Caching::Public { max_age, immutable } => format!(
                 "public, max-age={}{}",
                 max_age.as_secs(),
@@ -251,17 +260,7 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching)
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    caching.apply(h);
-    // `auto` answers differ by the request's Accept, so caches must key on it too.
-    if job.options.format == FormatChoice::Auto {
-        let vary = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
-            Some(v) => format!("{v}, Accept"),
-            None => "Accept".to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&vary) {
-            h.insert(header::VARY, v);
-        }
-    }
+    caching.apply(h, job.options.format == FormatChoice::Auto);
     response
 }
 
@@ -352,13 +351,7 @@ async fn thumbnail_from_url(
         None => super::key_id(&headers, &state.jobs.config.api_keys).map(Owner)?,
     };
     // A URL's thumbnail may change with its origin: public answers are not immutable.
-    let caching = match owner.0.as_deref() {
-        Some(owner) if owner != super::SIGNED_OWNER => Caching::Private,
-        _ => Caching::Public {
-            max_age: state.jobs.config.cache_max_age,
-            immutable: false,
-        },
-    };
+    let caching = Caching::for_owner(&state, &owner, false);
     let placeholder = source.on_error == Some(OnError::Placeholder);
     let url = source.url;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());

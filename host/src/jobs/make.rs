@@ -23,14 +23,14 @@ pub fn make(
     options: &JobOptions,
 ) -> Result<(Thumbnail, CallStats), SandboxError> {
     let request = options.sizing();
-    let core = options.to_core();
     let call = |((width, height, fit), format): Choice| {
         let asked = Options {
             width,
             height,
             fit,
             format,
-            ..core.clone()
+            quality: options.quality,
+            ..Options::default()
         };
         resizer.thumbnail(image, &asked)
     };

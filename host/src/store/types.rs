@@ -158,19 +158,6 @@ impl JobOptions {
         }
     }
 
-    /// The encoding options, in [`JobOptions::first_format`]; the box comes from
-    /// [`JobOptions::sizing`].
-    pub fn to_core(&self) -> resizer_core::Options {
-        resizer_core::Options {
-            width: self.width,
-            height: self.height,
-            fit: self.fit,
-            format: self.first_format(),
-            quality: self.quality,
-            ..resizer_core::Options::default()
-        }
-    }
-
     pub fn sizing(&self) -> resizer_core::sizing::Request {
         resizer_core::sizing::Request {
             width: self.width,

@@ -19,11 +19,11 @@ use crate::store::JobOptions;
 /// One image of a batch as read: its name, source, options and callback.
 pub type Item = (String, Source, JobOptions, Option<String>);
 
-/// Reads a batch request into its items.
 /// A batch's thumbnails go into a zip, not to a browser: `auto` there means JPEG, or PNG for
 /// images with alpha.
 const BATCH_ACCEPT: Option<&str> = None;
 
+/// Reads a batch request into its items.
 pub async fn read(req: Request, query: OptionParams, config: &ServeConfig) -> Result<Vec<Item>, ApiError> {
     let content_type = req
         .headers()
