@@ -194,6 +194,18 @@ async fn auto_format_follows_accept_and_alpha() {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert!(resp.headers().get("vary").is_none());
+    // ...and the same request with another Accept is the same work, answered from the first.
+    let resp = c
+        .post(s.at("/v1/thumbnail?width=50&format=png"))
+        .header("content-type", "image/png")
+        .header("accept", "*/*")
+        .body(opaque.clone())
+        .send()
+        .await
+        .unwrap();
+    let job_url = resp.headers()["content-location"].to_str().unwrap().to_string();
+    let job = get_json(&c, s.at(&job_url)).await;
+    assert!(job["deduplicated_from"].is_string(), "{job}");
     s.stop().await;
 }
 

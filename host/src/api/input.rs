@@ -185,6 +185,12 @@ impl OptionParams {
                 }
             },
         };
+        let format = match &self.format {
+            None => d.format,
+            Some(v) => FormatChoice::parse(v.trim()).ok_or_else(|| {
+                ApiError::InvalidOptions(format!("format must be png, jpeg, webp or auto, got {v:?}"))
+            })?,
+        };
         let options = JobOptions {
             width,
             height,
@@ -194,13 +200,9 @@ impl OptionParams {
                     ApiError::InvalidOptions(format!("fit must be contain, cover or fill, got {v:?}"))
                 })?,
             },
-            format: match &self.format {
-                None => d.format,
-                Some(v) => FormatChoice::parse(v.trim()).ok_or_else(|| {
-                    ApiError::InvalidOptions(format!("format must be png, jpeg, webp or auto, got {v:?}"))
-                })?,
-            },
-            accepts_webp: accept.is_some_and(|a| accepts(a, "image/webp")),
+            format,
+            // Only `auto` follows Accept; elsewhere it must not split equal work (dedup keys).
+            accepts_webp: format == FormatChoice::Auto && accept.is_some_and(|a| accepts(a, "image/webp")),
             quality,
             enlarge,
             dpr,
