@@ -14,11 +14,14 @@
 
 pub mod colour;
 pub mod formats;
+pub mod gravity;
 pub mod header;
 pub mod pipeline;
 pub mod resize;
 pub mod sizing;
+pub mod smartcrop;
 
+pub use gravity::Gravity;
 pub use pipeline::{probe, thumbnail};
 
 /// Largest width or height a thumbnail may have.
@@ -147,8 +150,7 @@ pub struct ImageInfo {
 }
 
 /// What to make of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub width: u32,
     pub height: u32,
@@ -156,6 +158,8 @@ pub struct Options {
     pub format: OutputFormat,
     pub quality: u8,
     pub max_pixels: u64,
+    /// Where a `cover` crop is taken (WIT 1.1; a 1.0 component always centres).
+    pub gravity: Gravity,
 }
 
 impl Default for Options {
@@ -167,6 +171,7 @@ impl Default for Options {
             format: OutputFormat::Png,
             quality: DEFAULT_QUALITY,
             max_pixels: DEFAULT_MAX_PIXELS,
+            gravity: Gravity::Center,
         }
     }
 }

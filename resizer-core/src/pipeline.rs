@@ -12,7 +12,8 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use crate::formats::{self, jpeg_scaled};
 use crate::header::{frame_count, jpeg_truncated, sniff};
-use crate::resize::{Source, resize};
+use crate::gravity;
+use crate::resize::{Anchor, Source, resize};
 use crate::{Error, Fit, ImageFormat, ImageInfo, Options, OutputFormat, Thumbnail};
 
 /// Bytes of decoder bookkeeping allowed above the pixel buffer itself.
@@ -57,7 +58,11 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     } else {
         (out_w, out_h)
     };
-    let mut small = resize(source, resize_w, resize_h, opts.fit)?;
+    let anchor = opts.gravity.focus().map_or(Anchor::Smart, |point| {
+        let (x, y) = gravity::to_stored(orientation, point);
+        Anchor::Focus(x, y)
+    });
+    let mut small = resize(source, resize_w, resize_h, opts.fit, anchor)?;
     small.apply_orientation(orientation);
     if let Some(icc) = crate::colour::embedded_profile(data, format) {
         small = crate::colour::to_srgb(small, &icc);

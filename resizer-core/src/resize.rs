@@ -21,7 +21,8 @@
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageBuffer, Pixel};
 
-use crate::{Error, Fit};
+use crate::gravity::place;
+use crate::{Error, Fit, smartcrop};
 
 /// The Lanczos3 pass always has at least this many times the output to work from.
 pub const REDUCING_GAP: f64 = 3.0;
@@ -46,8 +47,21 @@ impl Source {
     }
 }
 
-/// Resizes to `w` x `h`; `Cover` keeps the centre, cropping what falls outside the box.
-pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, Error> {
+/// Where a `cover` crop is placed, in the stored (not yet turned) picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Anchor {
+    /// Centred on this point, in fractions of the picture, as far as the picture allows.
+    Focus(f64, f64),
+    /// Where [`crate::smartcrop`] finds the most to look at.
+    Smart,
+}
+
+impl Anchor {
+    pub const CENTER: Anchor = Anchor::Focus(0.5, 0.5);
+}
+
+/// Resizes to `w` x `h`; `Cover` crops what falls outside the box around `anchor`.
+pub fn resize(source: Source, w: u32, h: u32, fit: Fit, anchor: Anchor) -> Result<DynamicImage, Error> {
     let Source {
         image: source,
         extent: (sw, sh),
@@ -64,9 +78,16 @@ pub fn resize(source: Source, w: u32, h: u32, fit: Fit) -> Result<DynamicImage, 
     // The picture's extent in reduced pixels; the last row and column may be partial blocks.
     let (fx, fy) = (sw / kx as f64, sh / ky as f64);
     let (cw, ch) = (crop_w / kx as f64, crop_h / ky as f64);
+    let centred = |(x, y)| (place(fx, cw, x), place(fy, ch, y));
+    let (left, top) = match anchor {
+        Anchor::Focus(x, y) => centred((x, y)),
+        _ if (cw, ch) == (fx, fy) => (0.0, 0.0),
+        Anchor::Smart => smartcrop::best_crop(&reduced, (fx, fy), (cw, ch), smartcrop::WEIGHTS)
+            .unwrap_or_else(|| centred((0.5, 0.5))),
+    };
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop((fx - cw) / 2.0, (fy - ch) / 2.0, cw, ch);
+        .crop(left, top, cw, ch);
     let mut small = DynamicImage::new(w, h, reduced.color());
     Resizer::new()
         .resize(&reduced, &mut small, &options)
@@ -321,6 +342,7 @@ mod tests {
             100,
             3,
             Fit::Fill,
+            Anchor::CENTER,
         )
         .unwrap();
         let mut ideal = DynamicImage::new(100, 3, image::ColorType::L8);
@@ -347,7 +369,7 @@ mod tests {
         let src = image::GrayImage::from_fn(900, 300, |x, _| {
             image::Luma([if (250..650).contains(&x) { 255 } else { 0 }])
         });
-        let out = resize(Source::whole(DynamicImage::ImageLuma8(src)), 30, 30, Fit::Cover).unwrap();
+        let out = resize(Source::whole(DynamicImage::ImageLuma8(src)), 30, 30, Fit::Cover, Anchor::CENTER).unwrap();
         assert!(out.to_luma8().pixels().all(|p| p[0] > 250));
     }
 }
