@@ -197,8 +197,8 @@ async fn activate_while_running_then_rollback_and_replay() {
     let new = uploaded["digest"].as_str().unwrap().to_string();
     assert_ne!(new, old);
     assert_eq!(uploaded["active"], false, "upload does not activate");
-    assert_eq!(uploaded["wit_version"], "1.0.0");
-    assert_eq!(uploaded["canary"]["images"], 5);
+    assert_eq!(uploaded["wit_version"], "1.1.0");
+    assert_eq!(uploaded["canary"]["images"], 6);
     assert_eq!(active_digest(&c, &s).await, old);
     // The same bytes again: known, 200.
     assert_eq!(upload(&c, &s, wasm.clone()).await.status(), 200);
@@ -484,7 +484,7 @@ fn the_cli_validates_offline() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], true);
-    assert_eq!(v["wit_version"], "1.0.0");
+    assert_eq!(v["wit_version"], "1.1.0");
     let o = run(&bad);
     assert!(!o.status.success());
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();

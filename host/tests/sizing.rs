@@ -20,17 +20,8 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 
 /// The synchronous thumbnail of `image` with `query`: its size, and the job it came from.
 async fn size_of(c: &reqwest::Client, s: &TestServer, query: &str, image: Vec<u8>) -> ((u32, u32), Value) {
-    let resp = c
-        .post(s.at(&format!("/v1/thumbnail?{query}")))
-        .header("content-type", "image/png")
-        .body(image)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "{query}");
-    let job_url = resp.headers()["content-location"].to_str().unwrap().to_string();
-    let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
-    let job = get_json(c, s.at(&job_url)).await;
+    let (bytes, job) = post_thumbnail(c, s, query, image).await;
+    let img = image::load_from_memory(&bytes).unwrap();
     ((img.width(), img.height()), job)
 }
 

@@ -7,10 +7,11 @@
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "thumbnailer",
+        world: "cropping-thumbnailer",
     });
 }
 
+use bindings::exports::edgethumb::resizer::crops;
 use bindings::exports::edgethumb::resizer::resizer as wit;
 use resizer_core as core;
 
@@ -22,38 +23,71 @@ impl wit::Guest for Component {
     }
 
     fn thumbnail(image: Vec<u8>, options: wit::Options) -> Result<wit::EncodedThumbnail, wit::Error> {
-        let options = core::Options {
-            width: options.width,
-            height: options.height,
-            fit: match options.fit {
-                wit::Fit::Contain => core::Fit::Contain,
-                wit::Fit::Cover => core::Fit::Cover,
-                wit::Fit::Fill => core::Fit::Fill,
-            },
-            format: match options.format {
-                wit::OutputFormat::Png => core::OutputFormat::Png,
-                wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
-                wit::OutputFormat::Webp => core::OutputFormat::Webp,
-            },
-            quality: options.quality,
-            max_pixels: options.max_pixels,
-        };
-        // The input can be tens of megabytes: free it before the result is lowered.
-        let result = core::thumbnail(&image, &options);
-        drop(image);
-        let t = result.map_err(error_to_wit)?;
-        Ok(wit::EncodedThumbnail {
-            data: t.data,
-            width: t.width,
-            height: t.height,
-            format: match t.format {
-                core::OutputFormat::Png => wit::OutputFormat::Png,
-                core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
-                core::OutputFormat::Webp => wit::OutputFormat::Webp,
-            },
-            source: info_to_wit(t.source),
-        })
+        thumbnail(image, options, core::Gravity::Center)
     }
+}
+
+impl crops::Guest for Component {
+    fn thumbnail_with_gravity(
+        image: Vec<u8>,
+        options: wit::Options,
+        gravity: crops::Gravity,
+    ) -> Result<wit::EncodedThumbnail, wit::Error> {
+        use crops::Gravity as G;
+        let gravity = match gravity {
+            G::Center => core::Gravity::Center,
+            G::North => core::Gravity::North,
+            G::NorthEast => core::Gravity::NorthEast,
+            G::East => core::Gravity::East,
+            G::SouthEast => core::Gravity::SouthEast,
+            G::South => core::Gravity::South,
+            G::SouthWest => core::Gravity::SouthWest,
+            G::West => core::Gravity::West,
+            G::NorthWest => core::Gravity::NorthWest,
+            G::Focus(p) => core::Gravity::Focus { x: p.x, y: p.y },
+            G::Smart => core::Gravity::Smart,
+        };
+        thumbnail(image, options, gravity)
+    }
+}
+
+fn thumbnail(
+    image: Vec<u8>,
+    options: wit::Options,
+    gravity: core::Gravity,
+) -> Result<wit::EncodedThumbnail, wit::Error> {
+    let options = core::Options {
+        width: options.width,
+        height: options.height,
+        fit: match options.fit {
+            wit::Fit::Contain => core::Fit::Contain,
+            wit::Fit::Cover => core::Fit::Cover,
+            wit::Fit::Fill => core::Fit::Fill,
+        },
+        format: match options.format {
+            wit::OutputFormat::Png => core::OutputFormat::Png,
+            wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+            wit::OutputFormat::Webp => core::OutputFormat::Webp,
+        },
+        quality: options.quality,
+        max_pixels: options.max_pixels,
+        gravity,
+    };
+    // The input can be tens of megabytes: free it before the result is lowered.
+    let result = core::thumbnail(&image, &options);
+    drop(image);
+    let t = result.map_err(error_to_wit)?;
+    Ok(wit::EncodedThumbnail {
+        data: t.data,
+        width: t.width,
+        height: t.height,
+        format: match t.format {
+            core::OutputFormat::Png => wit::OutputFormat::Png,
+            core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
+            core::OutputFormat::Webp => wit::OutputFormat::Webp,
+        },
+        source: info_to_wit(t.source),
+    })
 }
 
 fn info_to_wit(i: core::ImageInfo) -> wit::ImageInfo {

@@ -21,7 +21,10 @@ pub enum Gravity {
     West,
     NorthWest,
     /// A point of the displayed picture, as fractions (0 to 1) of its width and height.
-    Focus { x: f32, y: f32 },
+    Focus {
+        x: f32,
+        y: f32,
+    },
     /// The crop that keeps the most detail, colour and skin tone.
     Smart,
 }
@@ -100,6 +103,27 @@ impl Gravity {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Gravity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Gravity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Gravity::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown gravity {text:?}")))
+    }
+}
+
+impl Gravity {
+    pub fn is_center(&self) -> bool {
+        *self == Gravity::Center
+    }
+}
+
 /// A point of the displayed picture, in fractions, as a point of the stored one: the crop is
 /// taken before the small result is turned.
 pub fn to_stored(orientation: Orientation, (x, y): (f64, f64)) -> (f64, f64) {
@@ -139,7 +163,15 @@ mod tests {
         }
         assert_eq!(Gravity::parse("NE"), Some(Gravity::NorthEast));
         assert_eq!(Gravity::parse("centre"), Some(Gravity::Center));
-        for bad in ["", "up", "focus:", "focus:0.5", "focus:2,0", "focus:x,y", "focus:-0.1,0.5"] {
+        for bad in [
+            "",
+            "up",
+            "focus:",
+            "focus:0.5",
+            "focus:2,0",
+            "focus:x,y",
+            "focus:-0.1,0.5",
+        ] {
             assert_eq!(Gravity::parse(bad), None, "{bad}");
         }
     }
@@ -172,7 +204,10 @@ mod tests {
             // Pixel centres as fractions.
             let centre = |p: u32, len: u32| (p as f64 + 0.5) / len as f64;
             let (fx, fy) = to_stored(o, (centre(dx, w), centre(dy, h)));
-            assert!((fx - centre(sx, 40)).abs() < 1e-9 && (fy - centre(sy, 20)).abs() < 1e-9, "{o:?}");
+            assert!(
+                (fx - centre(sx, 40)).abs() < 1e-9 && (fy - centre(sy, 20)).abs() < 1e-9,
+                "{o:?}"
+            );
         }
     }
 }

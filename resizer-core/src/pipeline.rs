@@ -11,8 +11,8 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits};
 
 use crate::formats::{self, jpeg_scaled};
-use crate::header::{frame_count, jpeg_truncated, sniff};
 use crate::gravity;
+use crate::header::{frame_count, jpeg_truncated, sniff};
 use crate::resize::{Anchor, Source, resize};
 use crate::{Error, Fit, ImageFormat, ImageInfo, Options, OutputFormat, Thumbnail};
 

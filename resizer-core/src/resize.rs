@@ -369,7 +369,14 @@ mod tests {
         let src = image::GrayImage::from_fn(900, 300, |x, _| {
             image::Luma([if (250..650).contains(&x) { 255 } else { 0 }])
         });
-        let out = resize(Source::whole(DynamicImage::ImageLuma8(src)), 30, 30, Fit::Cover, Anchor::CENTER).unwrap();
+        let out = resize(
+            Source::whole(DynamicImage::ImageLuma8(src)),
+            30,
+            30,
+            Fit::Cover,
+            Anchor::CENTER,
+        )
+        .unwrap();
         assert!(out.to_luma8().pixels().all(|p| p[0] > 250));
     }
 }

@@ -35,7 +35,12 @@ pub const WEIGHTS: Weights = Weights {
 
 /// The start (x, y) of the best `crop` window over the part `extent` of `image`, in the
 /// image's pixels; `None` when the image cannot be scored (the caller then centres).
-pub fn best_crop(image: &DynamicImage, extent: (f64, f64), crop: (f64, f64), weights: Weights) -> Option<(f64, f64)> {
+pub fn best_crop(
+    image: &DynamicImage,
+    extent: (f64, f64),
+    crop: (f64, f64),
+    weights: Weights,
+) -> Option<(f64, f64)> {
     let scale = (WORK_SIDE / extent.0.max(extent.1)).min(1.0);
     let (ww, wh) = (
         ((extent.0 * scale).round() as u32).max(1),
@@ -106,7 +111,10 @@ pub fn score(work: &RgbaImage, weights: Weights) -> Vec<f32> {
             d.sqrt()
         })
         .collect();
-    let skin: Vec<f32> = work.pixels().map(|p| skin(p[0] as f32, p[1] as f32, p[2] as f32)).collect();
+    let skin: Vec<f32> = work
+        .pixels()
+        .map(|p| skin(p[0] as f32, p[1] as f32, p[2] as f32))
+        .collect();
     let above_mean = |f: &[f32]| {
         let mean = f.iter().sum::<f32>() / n;
         f.iter().map(|v| (v - mean).max(0.0)).collect::<Vec<f32>>()
@@ -186,10 +194,20 @@ mod tests {
     fn the_window_goes_to_the_detail() {
         // Grey, with a checkerboard in the right quarter.
         let img = image::RgbImage::from_fn(400, 100, |x, y| {
-            let v = if x >= 300 && (x / 4 + y / 4) % 2 == 0 { 250 } else { 90 };
+            let v = if x >= 300 && (x / 4 + y / 4) % 2 == 0 {
+                250
+            } else {
+                90
+            };
             image::Rgb([v, v, v])
         });
-        let (x, _) = best_crop(&DynamicImage::ImageRgb8(img), (400.0, 100.0), (100.0, 100.0), WEIGHTS).unwrap();
+        let (x, _) = best_crop(
+            &DynamicImage::ImageRgb8(img),
+            (400.0, 100.0),
+            (100.0, 100.0),
+            WEIGHTS,
+        )
+        .unwrap();
         assert!((x - 300.0).abs() <= 2.0, "{x}");
     }
 
@@ -200,7 +218,13 @@ mod tests {
             let v = if (x / 4 + y / 4) % 2 == 0 { 250 } else { 10 };
             image::Rgba([v, v, v, if x < 100 { 255 } else { 0 }])
         });
-        let (x, _) = best_crop(&DynamicImage::ImageRgba8(img), (400.0, 100.0), (100.0, 100.0), WEIGHTS).unwrap();
+        let (x, _) = best_crop(
+            &DynamicImage::ImageRgba8(img),
+            (400.0, 100.0),
+            (100.0, 100.0),
+            WEIGHTS,
+        )
+        .unwrap();
         assert!(x <= 2.0, "{x}");
     }
 }

@@ -57,7 +57,9 @@ struct Made {
 }
 
 fn noise(seed: &mut u64) -> f32 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     ((*seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
 }
 
@@ -78,7 +80,11 @@ fn make(w: u32, h: u32, at: f32, subject: Subject, background: Background) -> Ma
         let bg = match background {
             Background::Sky => {
                 let t = y / h as f32;
-                [90.0 + 80.0 * t + 4.0 * n, 140.0 + 60.0 * t + 4.0 * n, 220.0 + 4.0 * n]
+                [
+                    90.0 + 80.0 * t + 4.0 * n,
+                    140.0 + 60.0 * t + 4.0 * n,
+                    220.0 + 4.0 * n,
+                ]
             }
             Background::Ground => [110.0 + 12.0 * n, 105.0 + 12.0 * n, 80.0 + 12.0 * n],
             Background::Gravel => [150.0 + 45.0 * n, 145.0 + 45.0 * n, 135.0 + 45.0 * n],
@@ -97,7 +103,11 @@ fn make(w: u32, h: u32, at: f32, subject: Subject, background: Background) -> Ma
                 let inside = (dx / (r * 0.8)).hypot(dy / r) <= 1.0;
                 let eye = (dx.abs() - r * 0.35).hypot(dy + r * 0.3) < r * 0.12;
                 let mouth = dx.abs() < r * 0.35 && (dy - r * 0.45).abs() < r * 0.06;
-                let px = if eye || mouth { [50.0, 30.0, 25.0] } else { [224.0, 172.0, 140.0] };
+                let px = if eye || mouth {
+                    [50.0, 30.0, 25.0]
+                } else {
+                    [224.0, 172.0, 140.0]
+                };
                 (inside, px)
             }
         };
@@ -160,13 +170,7 @@ fn smart(m: &Made, weights: Weights) -> (f64, f64) {
 #[test]
 fn smart_crops_keep_more_of_an_off_centre_subject_than_centre_crops() {
     let set = set();
-    let only = |detail, colour, skin| {
-        Some(Weights {
-            detail,
-            colour,
-            skin,
-        })
-    };
+    let only = |detail, colour, skin| Some(Weights { detail, colour, skin });
     let variants: [(&str, Option<Weights>); 6] = [
         ("center", None),
         ("detail only", only(1.0, 0.0, 0.0)),
@@ -188,19 +192,33 @@ fn smart_crops_keep_more_of_an_off_centre_subject_than_centre_crops() {
             .enumerate()
             .min_by(|a, b| a.1.total_cmp(b.1))
             .unwrap();
-        println!("| {name} | {:.0}% | {:.0}% | {} |", mean * 100.0, worst * 100.0, set[worst_i].name);
+        println!(
+            "| {name} | {:.0}% | {:.0}% | {} |",
+            mean * 100.0,
+            worst * 100.0,
+            set[worst_i].name
+        );
         means.push((name, mean, *worst, results));
     }
     let (_, centre_mean, _, centre_each) = &means[0];
     let (_, smart_mean, smart_worst, smart_each) = &means[5];
-    assert!(*centre_mean < 0.7, "the set is not off-centre enough: centre keeps {centre_mean}");
+    assert!(
+        *centre_mean < 0.7,
+        "the set is not off-centre enough: centre keeps {centre_mean}"
+    );
     assert!(*smart_mean > 0.95, "smart keeps {smart_mean} on average");
-    assert!(*smart_worst > 0.85, "smart keeps only {smart_worst} of one subject");
+    assert!(
+        *smart_worst > 0.85,
+        "smart keeps only {smart_worst} of one subject"
+    );
     for ((m, c), s) in set.iter().zip(centre_each).zip(smart_each) {
         assert!(s >= c, "{}: smart keeps {s}, centre {c}", m.name);
     }
     // The chosen weights are at least as good as each single feature.
     for (name, mean, _, _) in &means[1..5] {
-        assert!(smart_mean + 1e-9 >= *mean, "{name} keeps {mean}, more than smart's {smart_mean}");
+        assert!(
+            smart_mean + 1e-9 >= *mean,
+            "{name} keeps {mean}, more than smart's {smart_mean}"
+        );
     }
 }

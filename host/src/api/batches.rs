@@ -53,6 +53,8 @@ pub struct JsonBatch {
     pub enlarge: Option<serde_json::Value>,
     #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
     pub dpr: Option<serde_json::Value>,
+    #[schema(example = "smart")]
+    pub gravity: Option<String>,
 }
 
 /// A batch upload (`multipart/form-data`): any number of `file` parts and the options as
@@ -76,6 +78,7 @@ pub struct BatchForm {
     enlarge: Option<bool>,
     #[schema(minimum = 1, maximum = 4)]
     dpr: Option<f32>,
+    gravity: Option<String>,
 }
 
 /// A batch's progress and its jobs, in the order they were sent.

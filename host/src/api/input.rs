@@ -66,6 +66,10 @@ pub struct OptionParams {
     /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
     #[param(value_type = Option<f32>, minimum = 1, maximum = 4)]
     pub dpr: Option<String>,
+    /// Where a `cover` crop is taken: center (default), north, north-east, east, south-east,
+    /// south, south-west, west, north-west, smart (content-aware), or focus:x,y (fractions).
+    #[param(value_type = Option<String>, example = "smart")]
+    pub gravity: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
     #[param(max_length = 4096)]
     pub callback_url: Option<String>,
@@ -108,6 +112,7 @@ impl OptionParams {
             "quality" => &mut self.quality,
             "enlarge" => &mut self.enlarge,
             "dpr" => &mut self.dpr,
+            "gravity" => &mut self.gravity,
             _ => return false,
         };
         *slot = Some(value);
@@ -124,6 +129,7 @@ impl OptionParams {
             quality: self.quality.or(base.quality),
             enlarge: self.enlarge.or(base.enlarge),
             dpr: self.dpr.or(base.dpr),
+            gravity: self.gravity.or(base.gravity),
             ..base
         }
     }
@@ -206,6 +212,15 @@ impl OptionParams {
             quality,
             enlarge,
             dpr,
+            gravity: match &self.gravity {
+                None => d.gravity,
+                Some(v) => resizer_core::Gravity::parse(v).ok_or_else(|| {
+                    ApiError::InvalidOptions(format!(
+                        "gravity must be center, a compass point (north, north-east, ... north-west), \
+                         smart, or focus:x,y with x and y from 0 to 1, got {v:?}"
+                    ))
+                })?,
+            },
         };
         options
             .sizing()
@@ -272,6 +287,9 @@ pub struct JsonSubmission {
     /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
     #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
     pub dpr: Option<serde_json::Value>,
+    /// Where a `cover` crop is taken (default center; also smart, focus:x,y, compass points).
+    #[schema(example = "smart")]
+    pub gravity: Option<String>,
 }
 
 /// A form upload (`multipart/form-data`): the image and the options as fields.
@@ -297,6 +315,7 @@ pub struct FormSubmission {
     enlarge: Option<bool>,
     #[schema(minimum = 1, maximum = 4)]
     dpr: Option<f32>,
+    gravity: Option<String>,
 }
 
 /// A raw image body (`image/*` or `application/octet-stream`); its format is sniffed.
@@ -468,6 +487,7 @@ pub async fn read_submission(
             quality: json_scalar(json.quality),
             enlarge: json_scalar(json.enlarge),
             dpr: json_scalar(json.dpr),
+            gravity: json.gravity,
             ..OptionParams::default()
         };
         (source, params)

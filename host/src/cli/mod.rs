@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use resizer_core::{Fit, Options, OutputFormat};
+use resizer_core::{Fit, Gravity, Options, OutputFormat};
 
 use crate::config::SandboxArgs;
 use crate::sandbox::Sandbox;
@@ -106,9 +106,12 @@ pub struct LookArgs {
     /// Box height in pixels.
     #[arg(long, default_value_t = 100)]
     pub height: u32,
-    /// contain: keep aspect inside the box; cover: fill the box, crop the centre; fill: stretch.
+    /// contain: keep aspect inside the box; cover: fill the box and crop (see --gravity); fill: stretch.
     #[arg(long, default_value = "contain", value_parser = parse_fit)]
     pub fit: Fit,
+    /// Where a cover crop is taken: center, north, north-east, ... north-west, smart, or focus:X,Y.
+    #[arg(long, default_value = "center", value_parser = parse_gravity)]
+    pub gravity: Gravity,
     /// Output format: png, jpeg or webp (jpeg and webp are lossy, see --quality) [default: from -o FILE's extension, else png].
     #[arg(long, value_parser = parse_format)]
     pub format: Option<OutputFormat>,
@@ -176,6 +179,14 @@ fn parse_fit(s: &str) -> Result<Fit, String> {
     Fit::parse(s).ok_or_else(|| format!("unknown fit {s:?}; use contain, cover or fill"))
 }
 
+fn parse_gravity(s: &str) -> Result<Gravity, String> {
+    Gravity::parse(s).ok_or_else(|| {
+        format!(
+            "unknown gravity {s:?}; use center, a compass point (north, north-east, ...), smart or focus:X,Y"
+        )
+    })
+}
+
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
     OutputFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}; use png, jpeg or webp"))
 }
@@ -205,6 +216,7 @@ impl LookArgs {
             format,
             quality: self.quality,
             max_pixels,
+            gravity: self.gravity,
         }
     }
 }
@@ -287,6 +299,7 @@ fn batch(args: BatchArgs) -> anyhow::Result<()> {
         ("height", look.height.to_string()),
         ("fit", look.fit.name().to_string()),
         ("quality", look.quality.to_string()),
+        ("gravity", look.gravity.name()),
     ];
     if let Some(format) = look.format {
         fields.push(("format", format.name().to_string()));

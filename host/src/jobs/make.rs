@@ -30,6 +30,7 @@ pub fn make(
             fit,
             format,
             quality: options.quality,
+            gravity: options.gravity,
             ..Options::default()
         };
         resizer.thumbnail(image, &asked)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::codes::Code;
-use resizer_core::{Fit, OutputFormat};
+use resizer_core::{Fit, Gravity, OutputFormat};
 
 use crate::store::{FormatChoice, Job, JobOptions, JobStatus};
 
@@ -37,7 +37,8 @@ pub struct JobView {
 }
 
 /// The options as asked, less those that had no effect: `fit` when a side is automatic (the
-/// aspect ratio decides), `quality` for PNG, `dpr` at 1, `accepts_webp` unless `auto`.
+/// aspect ratio decides), `quality` for PNG, `dpr` at 1, `accepts_webp` unless `auto`,
+/// `gravity` unless the fit is `cover`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OptionsView {
     /// Box width; 0: automatic, from the aspect ratio.
@@ -57,19 +58,25 @@ pub struct OptionsView {
     pub enlarge: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpr: Option<f32>,
+    /// With `cover`: where the crop was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "smart")]
+    pub gravity: Option<Gravity>,
 }
 
 impl OptionsView {
     fn new(o: &JobOptions, made: OutputFormat) -> Self {
+        let fit = (o.width != 0 && o.height != 0).then_some(o.fit);
         OptionsView {
             width: o.width,
             height: o.height,
-            fit: (o.width != 0 && o.height != 0).then_some(o.fit),
+            fit,
             format: o.format,
             accepts_webp: (o.format == FormatChoice::Auto).then_some(o.accepts_webp),
             quality: (made != OutputFormat::Png).then_some(o.quality),
             enlarge: o.enlarge,
             dpr: (o.dpr != 1.0).then_some(o.dpr),
+            gravity: (fit == Some(Fit::Cover)).then_some(o.gravity),
         }
     }
 }

@@ -3,10 +3,11 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "thumbnailer",
+    world: "cropping-thumbnailer",
 });
 
-use exports::edgethumb::resizer::resizer as wit;
+pub(crate) use exports::edgethumb::resizer::crops;
+pub(crate) use exports::edgethumb::resizer::resizer as wit;
 use resizer_core as core;
 
 pub(crate) fn options_to_wit(o: &core::Options) -> wit::Options {
@@ -21,6 +22,23 @@ pub(crate) fn options_to_wit(o: &core::Options) -> wit::Options {
         format: output_to_wit(o.format),
         quality: o.quality,
         max_pixels: o.max_pixels,
+    }
+}
+
+pub(crate) fn gravity_to_wit(g: core::Gravity) -> crops::Gravity {
+    use crops::Gravity as G;
+    match g {
+        core::Gravity::Center => G::Center,
+        core::Gravity::North => G::North,
+        core::Gravity::NorthEast => G::NorthEast,
+        core::Gravity::East => G::East,
+        core::Gravity::SouthEast => G::SouthEast,
+        core::Gravity::South => G::South,
+        core::Gravity::SouthWest => G::SouthWest,
+        core::Gravity::West => G::West,
+        core::Gravity::NorthWest => G::NorthWest,
+        core::Gravity::Focus { x, y } => G::Focus(crops::Point { x, y }),
+        core::Gravity::Smart => G::Smart,
     }
 }
 

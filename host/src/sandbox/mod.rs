@@ -26,15 +26,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use resizer_core::{ImageInfo, Options, Thumbnail};
-use wasmtime::component::{Linker, ResourceTable};
+use resizer_core::{Gravity, ImageInfo, Options, Thumbnail};
+use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use budget::default_budget;
 
-use bindings::{ThumbnailerPre, error_from_wit, info_from_wit, options_to_wit, thumbnail_from_wit};
+use bindings::{
+    crops, error_from_wit, gravity_to_wit, info_from_wit, options_to_wit, thumbnail_from_wit, wit,
+};
 use budget::CallGate;
 use cache::CompileCache;
 
@@ -273,7 +275,9 @@ impl Sandbox {
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::Imports(format!("{e:#}")))?;
         let wit_version = exported_version(&self.engine, &component)?;
-        let pre = ThumbnailerPre::new(pre).map_err(|e| SandboxError::World(format!("{e:#}")))?;
+        let resizer = wit::GuestIndices::new(&pre).map_err(|e| SandboxError::World(format!("{e:#}")))?;
+        // Added in WIT 1.1: without it, every crop is centred.
+        let crops = crops::GuestIndices::new(&pre).ok();
         tracing::info!(%digest, size = wasm.len(), from_cache, ?load_time, "component loaded");
         Ok(Resizer {
             inner: Arc::new(ResizerInner {
@@ -283,6 +287,8 @@ impl Sandbox {
                 from_cache,
                 load_time,
                 pre,
+                resizer,
+                crops,
                 sandbox: self.clone(),
             }),
         })
@@ -301,7 +307,9 @@ struct ResizerInner {
     size: u64,
     from_cache: bool,
     load_time: Duration,
-    pre: ThumbnailerPre<GuestState>,
+    pre: InstancePre<GuestState>,
+    resizer: wit::GuestIndices,
+    crops: Option<crops::GuestIndices>,
     sandbox: Sandbox,
 }
 
@@ -314,6 +322,11 @@ impl Resizer {
     /// Version of the `edgethumb:resizer` package the component exports.
     pub fn wit_version(&self) -> &str {
         &self.inner.wit_version
+    }
+
+    /// Whether the component places crops by gravity (WIT 1.1); without it they are centred.
+    pub fn has_gravity(&self) -> bool {
+        self.inner.crops.is_some()
     }
 
     /// Size of the component in bytes.
@@ -333,27 +346,46 @@ impl Resizer {
 
     /// Reads an image's header in the sandbox.
     pub fn probe(&self, image: &[u8]) -> Result<(ImageInfo, CallStats), SandboxError> {
-        let (r, stats) = self.call(|store, guest| guest.call_probe(store, image))?;
+        let resizer = &self.inner.resizer;
+        let (r, stats) = self.call(|store, i| resizer.load(&mut *store, i)?.call_probe(store, image))?;
         Ok((r.map(info_from_wit).map_err(error_from_wit)?, stats))
     }
 
     /// Makes a thumbnail in the sandbox. The pixel limit is the sandbox's, whatever `options`
-    /// says, because the memory cap was sized for it.
+    /// says, because the memory cap was sized for it. A component without the `crops`
+    /// interface (WIT 1.0) centres every crop, whatever the gravity.
     pub fn thumbnail(&self, image: &[u8], options: &Options) -> Result<(Thumbnail, CallStats), SandboxError> {
         let mut options = options.clone();
         options.max_pixels = self.inner.sandbox.config.max_pixels;
         options.validate()?;
         let wit_options = options_to_wit(&options);
-        let (r, stats) = self.call(|store, guest| guest.call_thumbnail(store, image, wit_options))?;
+        let (r, stats) = match &self.inner.crops {
+            Some(crops) if options.gravity != Gravity::Center => {
+                let gravity = gravity_to_wit(options.gravity);
+                self.call(|store, i| {
+                    crops.load(&mut *store, i)?.call_thumbnail_with_gravity(
+                        store,
+                        image,
+                        wit_options,
+                        gravity,
+                    )
+                })?
+            }
+            _ => {
+                let resizer = &self.inner.resizer;
+                self.call(|store, i| {
+                    resizer
+                        .load(&mut *store, i)?
+                        .call_thumbnail(store, image, wit_options)
+                })?
+            }
+        };
         Ok((r.map(thumbnail_from_wit).map_err(error_from_wit)?, stats))
     }
 
     fn call<R>(
         &self,
-        f: impl FnOnce(
-            &mut Store<GuestState>,
-            &bindings::exports::edgethumb::resizer::resizer::Guest,
-        ) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<GuestState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<(R, CallStats), SandboxError> {
         let sandbox = &self.inner.sandbox;
         let config = &sandbox.config;
@@ -378,7 +410,7 @@ impl Resizer {
 
         let instance = self.inner.pre.instantiate(&mut store);
         let instantiate = started.elapsed();
-        let result = instance.and_then(|i| f(&mut store, i.edgethumb_resizer_resizer()));
+        let result = instance.and_then(|i| f(&mut store, &i));
         let stats = CallStats {
             instantiate,
             total: started.elapsed(),

@@ -3,7 +3,7 @@
 //! set of images that must come out at the right size and in the right format within the
 //! sandbox's time and memory limits. A failure names the step and the reason.
 
-use resizer_core::{Fit, ImageFormat, Options, OutputFormat};
+use resizer_core::{Fit, Gravity, ImageFormat, Options, OutputFormat};
 use serde::Serialize;
 
 use super::{Resizer, Sandbox, SandboxError};
@@ -64,7 +64,9 @@ fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
 }
 
 /// The canary set: the common formats, with alpha and without, every fit mode and every
-/// output format, each small enough that a healthy component does them all in milliseconds.
+/// output format, and a smart crop (through `crops` on a WIT 1.1 component, through the
+/// centred `thumbnail` on a 1.0 one), each small enough that a healthy component does them
+/// all in milliseconds.
 fn canaries() -> Vec<Canary> {
     let gradient = image::RgbImage::from_fn(300, 200, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 96])
@@ -91,6 +93,18 @@ fn canaries() -> Vec<Canary> {
                 ..o.clone()
             },
             size: (64, 64),
+        },
+        Canary {
+            name: "png-cover-smart-gravity",
+            image: encode(gradient.clone().into(), image::ImageFormat::Png),
+            options: Options {
+                fit: Fit::Cover,
+                width: 40,
+                height: 40,
+                gravity: Gravity::Smart,
+                ..o.clone()
+            },
+            size: (40, 40),
         },
         Canary {
             name: "png-rgba-fill-to-jpeg",

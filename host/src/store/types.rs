@@ -1,7 +1,7 @@
 //! The records the store reads and writes.
 
 use bytes::Bytes;
-use resizer_core::{Fit, OutputFormat};
+use resizer_core::{Fit, Gravity, OutputFormat};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -72,6 +72,10 @@ pub struct JobOptions {
     /// Device pixel ratio: multiplies the box.
     #[serde(default = "one")]
     pub dpr: f32,
+    /// Where a `cover` crop is taken.
+    #[schema(value_type = String, example = "smart")]
+    #[serde(default, skip_serializing_if = "Gravity::is_center")]
+    pub gravity: Gravity,
 }
 
 /// The output format asked for.
@@ -125,6 +129,7 @@ impl Default for JobOptions {
             quality: d.quality,
             enlarge: false,
             dpr: 1.0,
+            gravity: Gravity::Center,
         }
     }
 }

@@ -85,6 +85,66 @@ pub fn sandbox_with(deadline: Duration, max_memory_bytes: u64) -> Sandbox {
     .unwrap()
 }
 
+/// `wasm` as a WIT 1.0 build of it would be: the `crops` interface (added in 1.1) dropped
+/// from the top-level exports and `resizer@1.1.0` renamed to `resizer@1.0.0`, whose types are
+/// the same. Everything else is copied byte for byte. The `crops` export comes last, so
+/// dropping it shifts no index anything refers to.
+pub fn as_wit_1_0(wasm: &[u8]) -> Vec<u8> {
+    use wasm_encoder::{ComponentExportKind as K, ComponentTypeRef as T, RawSection};
+    use wasmparser::{ComponentExternalKind as PK, ComponentTypeRef as PT, Parser, Payload};
+    let mut out = wasm_encoder::Component::new();
+    let mut depth = 0;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.unwrap();
+        match &payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            _ => {}
+        }
+        if depth != 1 {
+            continue;
+        }
+        match payload {
+            Payload::ComponentExportSection(reader) => {
+                let mut exports = wasm_encoder::ComponentExportSection::new();
+                for e in reader {
+                    let e = e.unwrap();
+                    if e.name.0.starts_with("edgethumb:resizer/crops@") {
+                        continue;
+                    }
+                    let kind = match e.kind {
+                        PK::Module => K::Module,
+                        PK::Func => K::Func,
+                        PK::Value => K::Value,
+                        PK::Type => K::Type,
+                        PK::Instance => K::Instance,
+                        PK::Component => K::Component,
+                    };
+                    let ty = e.ty.map(|t| match t {
+                        PT::Instance(i) => T::Instance(i),
+                        PT::Func(i) => T::Func(i),
+                        PT::Component(i) => T::Component(i),
+                        PT::Module(i) => T::Module(i),
+                        other => panic!("unexpected export type {other:?}"),
+                    });
+                    let name = e.name.0.replace("resizer/resizer@1.1.0", "resizer/resizer@1.0.0");
+                    exports.export(&name, kind, e.index, ty);
+                }
+                out.section(&exports);
+            }
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    out.section(&RawSection {
+                        id,
+                        data: &wasm[range],
+                    });
+                }
+            }
+        }
+    }
+    out.finish()
+}
+
 /// A component exporting the resizer world whose `probe` and `thumbnail` both run `body`
 /// (WAT instructions; the function then traps if `body` falls through). Built from a core
 /// module written in WAT plus the real WIT, so its exports type-check like the real thing.
@@ -124,7 +184,7 @@ pub fn hostile_component_importing(imports: &str, body: &str) -> Vec<u8> {
     let mut module = wat::parse_str(&wat).expect("hostile WAT parses");
     let mut resolve = wit_parser::Resolve::default();
     resolve
-        .push_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../wit"))
+        .push_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wit-1.0"))
         .unwrap();
     for (i, wit) in HOSTILE_WASI_WIT.iter().enumerate() {
         resolve.push_str(format!("hostile{i}.wit"), wit).unwrap();

@@ -180,6 +180,27 @@ pub async fn post_image(c: &reqwest::Client, url: &str, content_type: &str, body
     job["id"].as_str().unwrap().to_string()
 }
 
+/// `POST /v1/thumbnail?{query}` with a PNG body (expecting 200): the thumbnail's bytes and
+/// the job it came from.
+pub async fn post_thumbnail(
+    c: &reqwest::Client,
+    s: &TestServer,
+    query: &str,
+    png: Vec<u8>,
+) -> (Vec<u8>, serde_json::Value) {
+    let resp = c
+        .post(s.at(&format!("/v1/thumbnail?{query}")))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{query}");
+    let job_url = resp.headers()["content-location"].to_str().unwrap().to_string();
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    (bytes, get_json(c, s.at(&job_url)).await)
+}
+
 /// Polls a job until it is finished, with a deadline.
 pub async fn wait_done(
     client: &reqwest::Client,

@@ -131,6 +131,7 @@ fn json_items(body: &Bytes, query: OptionParams, max_items: usize) -> Result<Vec
         quality: json_scalar(json.quality),
         enlarge: json_scalar(json.enlarge),
         dpr: json_scalar(json.dpr),
+        gravity: json.gravity,
         ..OptionParams::default()
     };
     let options = params.over(query).resolve(BATCH_ACCEPT)?;
