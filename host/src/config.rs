@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// (signed URLs, or everything when keys are off), so CDNs and browsers can keep them.
     #[arg(long, env = "EDGETHUMB_CACHE_MAX_AGE", default_value = "1d", value_parser = humantime::parse_duration)]
     pub cache_max_age: Duration,
+    /// The URL result cache: a URL job with the same URL, options and owner as one whose
+    /// source was fetched within this long is answered from that job's result, without
+    /// contacting the origin; after it, the origin is asked (with its ETag/Last-Modified)
+    /// whether the source changed. 0 turns the cache off.
+    #[arg(long, env = "EDGETHUMB_URL_CACHE_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub url_cache_ttl: Duration,
     /// How long `POST /v1/thumbnail` waits for its job before answering 504.
     #[arg(long, env = "EDGETHUMB_SYNC_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub sync_timeout: Duration,
@@ -188,6 +194,7 @@ pub struct ServeConfig {
     /// The key signed URLs are checked with.
     pub url_signing_key: Option<Vec<u8>>,
     pub cache_max_age: Duration,
+    pub url_cache_ttl: Duration,
     pub sync_timeout: Duration,
     pub max_attempts: u32,
     pub lease: Duration,
@@ -266,6 +273,7 @@ impl ServeArgs {
             api_keys: keys,
             url_signing_key,
             cache_max_age: self.cache_max_age,
+            url_cache_ttl: self.url_cache_ttl,
             sync_timeout: self.sync_timeout,
             max_attempts: self.max_attempts,
             lease: self.lease,

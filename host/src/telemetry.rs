@@ -23,6 +23,7 @@ pub const JOBS_FINISHED: &str = "edgethumb_jobs_finished_total";
 pub const JOBS_RETRIED: &str = "edgethumb_jobs_retried_total";
 /// Counter: submissions answered from an equal finished job (dedup).
 pub const DEDUP_HITS: &str = "edgethumb_dedup_hits_total";
+pub const URL_CACHE: &str = "edgethumb_url_cache_total";
 /// Gauge: jobs waiting in the queue (all hosts).
 pub const QUEUE_DEPTH: &str = "edgethumb_queue_depth";
 /// Gauge, seconds: how long the oldest queued job has waited (0 when none).
@@ -60,6 +61,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Job attempts put back in the queue for a retry, by error code.",
     ),
     (DEDUP_HITS, "Submissions answered from an equal finished job."),
+    (
+        URL_CACHE,
+        "URL submissions answered from a stored result, by outcome: fresh (within --url-cache-ttl), revalidated (the origin said 304), changed (the origin served a new version).",
+    ),
     (QUEUE_DEPTH, "Jobs waiting in the queue."),
     (
         QUEUE_OLDEST_AGE,

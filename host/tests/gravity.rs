@@ -150,11 +150,11 @@ fn a_wit_1_0_component_still_runs_and_centres_its_crops() {
     let old = as_wit_1_0(BUILTIN_COMPONENT);
     let (old, report) = validate::validate(&sandbox, &old).expect("a 1.0 component validates");
     assert_eq!(old.wit_version(), "1.0.0");
-    assert!(!old.has_gravity());
+    assert!(!old.has_v11());
     assert!(report.images >= 6, "{report:?}");
     let new = sandbox.load_builtin().unwrap();
     assert_eq!(new.wit_version(), "1.1.0");
-    assert!(new.has_gravity());
+    assert!(new.has_v11());
 
     let image = ramps(400, 200);
     let at = |g: Gravity| Options {

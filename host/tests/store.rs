@@ -47,6 +47,7 @@ fn new_job(source: NewSource) -> NewJob {
         source,
         requested_component: None,
         callback_url: None,
+        url_key: None,
     }
 }
 

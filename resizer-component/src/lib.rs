@@ -7,12 +7,12 @@
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "cropping-thumbnailer",
+        world: "current-thumbnailer",
     });
 }
 
-use bindings::exports::edgethumb::resizer::crops;
 use bindings::exports::edgethumb::resizer::resizer as wit;
+use bindings::exports::edgethumb::resizer::thumbnails as v11;
 use resizer_core as core;
 
 struct Component;
@@ -23,18 +23,40 @@ impl wit::Guest for Component {
     }
 
     fn thumbnail(image: Vec<u8>, options: wit::Options) -> Result<wit::EncodedThumbnail, wit::Error> {
-        thumbnail(image, options, core::Gravity::Center)
+        let format = match options.format {
+            wit::OutputFormat::Png => core::OutputFormat::Png,
+            wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+            wit::OutputFormat::Webp => core::OutputFormat::Webp,
+        };
+        let options = core::Options {
+            width: options.width,
+            height: options.height,
+            fit: fit(options.fit),
+            format,
+            quality: options.quality,
+            max_pixels: options.max_pixels,
+            gravity: core::Gravity::Center,
+        };
+        let t = thumbnail(image, &options)?;
+        Ok(wit::EncodedThumbnail {
+            data: t.data,
+            width: t.width,
+            height: t.height,
+            format: match t.format {
+                core::OutputFormat::Png => wit::OutputFormat::Png,
+                core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
+                core::OutputFormat::Webp => wit::OutputFormat::Webp,
+                core::OutputFormat::Avif => return Err(wit::Error::Internal("1.0 cannot carry avif".into())),
+            },
+            source: info_to_wit(t.source),
+        })
     }
 }
 
-impl crops::Guest for Component {
-    fn thumbnail_with_gravity(
-        image: Vec<u8>,
-        options: wit::Options,
-        gravity: crops::Gravity,
-    ) -> Result<wit::EncodedThumbnail, wit::Error> {
-        use crops::Gravity as G;
-        let gravity = match gravity {
+impl v11::Guest for Component {
+    fn make(image: Vec<u8>, request: v11::Request) -> Result<v11::Thumbnail, wit::Error> {
+        use v11::Gravity as G;
+        let gravity = match request.gravity {
             G::Center => core::Gravity::Center,
             G::North => core::Gravity::North,
             G::NorthEast => core::Gravity::NorthEast,
@@ -47,47 +69,49 @@ impl crops::Guest for Component {
             G::Focus(p) => core::Gravity::Focus { x: p.x, y: p.y },
             G::Smart => core::Gravity::Smart,
         };
-        thumbnail(image, options, gravity)
+        let options = core::Options {
+            width: request.width,
+            height: request.height,
+            fit: fit(request.fit),
+            format: match request.format {
+                v11::OutputFormat::Png => core::OutputFormat::Png,
+                v11::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+                v11::OutputFormat::Webp => core::OutputFormat::Webp,
+                v11::OutputFormat::Avif => core::OutputFormat::Avif,
+            },
+            quality: request.quality,
+            max_pixels: request.max_pixels,
+            gravity,
+        };
+        let t = thumbnail(image, &options)?;
+        Ok(v11::Thumbnail {
+            data: t.data,
+            width: t.width,
+            height: t.height,
+            format: match t.format {
+                core::OutputFormat::Png => v11::OutputFormat::Png,
+                core::OutputFormat::Jpeg => v11::OutputFormat::Jpeg,
+                core::OutputFormat::Webp => v11::OutputFormat::Webp,
+                core::OutputFormat::Avif => v11::OutputFormat::Avif,
+            },
+            source: info_to_wit(t.source),
+        })
     }
 }
 
-fn thumbnail(
-    image: Vec<u8>,
-    options: wit::Options,
-    gravity: core::Gravity,
-) -> Result<wit::EncodedThumbnail, wit::Error> {
-    let options = core::Options {
-        width: options.width,
-        height: options.height,
-        fit: match options.fit {
-            wit::Fit::Contain => core::Fit::Contain,
-            wit::Fit::Cover => core::Fit::Cover,
-            wit::Fit::Fill => core::Fit::Fill,
-        },
-        format: match options.format {
-            wit::OutputFormat::Png => core::OutputFormat::Png,
-            wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
-            wit::OutputFormat::Webp => core::OutputFormat::Webp,
-        },
-        quality: options.quality,
-        max_pixels: options.max_pixels,
-        gravity,
-    };
+fn fit(f: wit::Fit) -> core::Fit {
+    match f {
+        wit::Fit::Contain => core::Fit::Contain,
+        wit::Fit::Cover => core::Fit::Cover,
+        wit::Fit::Fill => core::Fit::Fill,
+    }
+}
+
+fn thumbnail(image: Vec<u8>, options: &core::Options) -> Result<core::Thumbnail, wit::Error> {
     // The input can be tens of megabytes: free it before the result is lowered.
-    let result = core::thumbnail(&image, &options);
+    let result = core::thumbnail(&image, options);
     drop(image);
-    let t = result.map_err(error_to_wit)?;
-    Ok(wit::EncodedThumbnail {
-        data: t.data,
-        width: t.width,
-        height: t.height,
-        format: match t.format {
-            core::OutputFormat::Png => wit::OutputFormat::Png,
-            core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
-            core::OutputFormat::Webp => wit::OutputFormat::Webp,
-        },
-        source: info_to_wit(t.source),
-    })
+    result.map_err(error_to_wit)
 }
 
 fn info_to_wit(i: core::ImageInfo) -> wit::ImageInfo {

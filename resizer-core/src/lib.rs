@@ -71,6 +71,8 @@ pub enum OutputFormat {
     Png,
     Jpeg,
     Webp,
+    /// WIT 1.1 (`thumbnails`); a 1.0 component cannot make it.
+    Avif,
 }
 
 impl OutputFormat {
@@ -79,6 +81,7 @@ impl OutputFormat {
             OutputFormat::Png => "png",
             OutputFormat::Jpeg => "jpeg",
             OutputFormat::Webp => "webp",
+            OutputFormat::Avif => "avif",
         }
     }
 
@@ -87,6 +90,7 @@ impl OutputFormat {
             OutputFormat::Png => "image/png",
             OutputFormat::Jpeg => "image/jpeg",
             OutputFormat::Webp => "image/webp",
+            OutputFormat::Avif => "image/avif",
         }
     }
 
@@ -95,6 +99,7 @@ impl OutputFormat {
             "png" => Some(OutputFormat::Png),
             "jpeg" | "jpg" => Some(OutputFormat::Jpeg),
             "webp" => Some(OutputFormat::Webp),
+            "avif" => Some(OutputFormat::Avif),
             _ => None,
         }
     }

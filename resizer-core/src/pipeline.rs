@@ -451,6 +451,7 @@ fn encode(img: DynamicImage, opts: &Options) -> Result<Vec<u8>, Error> {
             opts.quality,
         )),
         OutputFormat::Webp => return formats::webp::encode_lossy(img, opts.quality),
+        OutputFormat::Avif => return formats::avif::encode(img, opts.quality),
     };
     result.map_err(|e| Error::Internal(format!("encoding {} failed: {e}", opts.format.name())))?;
     if opts.format == OutputFormat::Png {

@@ -53,8 +53,8 @@ pub struct OptionParams {
     /// contain (default), cover or fill.
     #[param(value_type = Option<Fit>)]
     pub fit: Option<String>,
-    /// png (default), jpeg, webp, or auto: WebP where `Accept` allows it, else JPEG, or PNG
-    /// for images with alpha.
+    /// auto (default): AVIF or WebP where `Accept` allows it, else JPEG, or PNG for images
+    /// with alpha; or png, jpeg, webp, avif.
     #[param(value_type = Option<Format>)]
     pub format: Option<String>,
     /// JPEG and WebP quality, 1 to 100 (default 80).
@@ -194,7 +194,7 @@ impl OptionParams {
         let format = match &self.format {
             None => d.format,
             Some(v) => FormatChoice::parse(v.trim()).ok_or_else(|| {
-                ApiError::InvalidOptions(format!("format must be png, jpeg, webp or auto, got {v:?}"))
+                ApiError::InvalidOptions(format!("format must be png, jpeg, webp, avif or auto, got {v:?}"))
             })?,
         };
         let options = JobOptions {
@@ -209,6 +209,7 @@ impl OptionParams {
             format,
             // Only `auto` follows Accept; elsewhere it must not split equal work (dedup keys).
             accepts_webp: format == FormatChoice::Auto && accept.is_some_and(|a| accepts(a, "image/webp")),
+            accepts_avif: format == FormatChoice::Auto && accept.is_some_and(|a| accepts(a, "image/avif")),
             quality,
             enlarge,
             dpr,
@@ -342,6 +343,7 @@ pub enum Format {
     Png,
     Jpeg,
     Webp,
+    Avif,
     Auto,
 }
 

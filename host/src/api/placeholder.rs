@@ -61,6 +61,11 @@ fn encode(width: u32, height: u32, format: OutputFormat) -> Result<Bytes, String
         OutputFormat::Png => image::ImageFormat::Png,
         OutputFormat::Jpeg => image::ImageFormat::Jpeg,
         OutputFormat::Webp => image::ImageFormat::WebP,
+        OutputFormat::Avif => {
+            return resizer_core::formats::avif::encode(img, resizer_core::DEFAULT_QUALITY)
+                .map(Bytes::from)
+                .map_err(|e| e.to_string());
+        }
     };
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, format).map_err(|e| e.to_string())?;

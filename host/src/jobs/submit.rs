@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::{Finished, Jobs, JobsError};
 use crate::digest::sha256_hex;
-use crate::store::{Job, JobOptions, NewJob, NewSource, StoreError};
+use crate::outbound::{Revalidated, Validators};
+use crate::store::{Job, JobOptions, NewJob, NewSource, StoreError, now_ms};
 
 /// Where a submission's image comes from.
 #[derive(Debug, Clone)]
@@ -51,6 +52,20 @@ pub struct Submitted {
 pub fn dedup_key(source_hash: &str, options: &JobOptions, component: &str) -> String {
     let options = serde_json::to_string(options).expect("options serialize");
     sha256_hex(format!("{source_hash}|{options}|{component}").as_bytes())
+}
+
+/// Identifies a URL result cache entry: the same URL, options and component.
+pub fn url_key(url: &str, options: &JobOptions, component: &str) -> String {
+    dedup_key(&format!("url:{url}"), options, component)
+}
+
+/// What the URL result cache makes of a URL submission.
+enum Cached {
+    /// A stored result answers it.
+    Hit(Box<Job>),
+    /// The origin served a new version while being revalidated: the job needs no fetch.
+    Changed(NewSource),
+    Miss,
 }
 
 impl Jobs {
@@ -102,30 +117,50 @@ impl Jobs {
             }
         };
         let id = Uuid::new_v4();
-        // What a URL serves can change, so URL jobs are always fetched, never deduplicated.
-        if let NewSource::Upload { hash, .. } | NewSource::Stored { hash, .. } = &source {
-            let digest = match &component {
-                Some(d) => d.clone(),
-                None => self.components.active().digest().to_string(),
-            };
-            let key = dedup_key(hash, &options, &digest);
-            if let Some(job) = self
-                .store
-                .insert_copy(id, owner.as_deref(), &key, callback_url.as_deref())
-                .await?
-            {
-                tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from the dedup cache");
-                metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1);
-                metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
-                let _ = self.finished.send(job.id);
-                return Ok(Submitted { job, waiter: None });
+        let digest = match &component {
+            Some(d) => d.clone(),
+            None => self.components.active().digest().to_string(),
+        };
+        let mut url_cache_key = None;
+        // What a URL serves can change, so URL jobs are never deduplicated by their URL alone:
+        // they go through the URL result cache, with its TTL and revalidation.
+        let cached = match &source {
+            NewSource::Upload { hash, .. } | NewSource::Stored { hash, .. } => {
+                let key = dedup_key(hash, &options, &digest);
+                let copy = self
+                    .store
+                    .insert_copy(id, owner.as_deref(), &key, callback_url.as_deref());
+                let hit = copy
+                    .await?
+                    .inspect(|_| metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1));
+                hit.map_or(Cached::Miss, |job| Cached::Hit(Box::new(job)))
             }
+            NewSource::Url(url) if !self.config.url_cache_ttl.is_zero() => {
+                let key = url_key(url, &options, &digest);
+                let cached = self
+                    .url_cache(id, owner.as_deref(), url, &key, callback_url.as_deref())
+                    .await?;
+                url_cache_key = Some(key);
+                cached
+            }
+            _ => Cached::Miss,
+        };
+        let (hit, source) = match cached {
+            Cached::Hit(job) => (Some(*job), source),
+            Cached::Changed(fetched) => (None, fetched),
+            Cached::Miss => (None, source),
+        };
+        if let Some(job) = hit {
+            tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from a stored result");
+            metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
+            let _ = self.finished.send(job.id);
+            return Ok(Submitted { job, waiter: None });
         }
         let queued = self.store.count_queued().await?;
         if queued >= self.config.max_queue {
             return Err(JobsError::QueueFull(queued));
         }
-        if let NewSource::Upload { bytes, .. } = &source {
+        if let NewSource::Upload { bytes, .. } | NewSource::Fetched { bytes, .. } = &source {
             self.handoff.offer_source(id, bytes);
         }
         let waiter = wait.then(|| self.handoff.wait_for(id));
@@ -136,6 +171,7 @@ impl Jobs {
             source,
             requested_component: component,
             callback_url,
+            url_key: url_cache_key,
         };
         // The count above is a cheap early refusal; the insert checks the limit again, in
         // the same transaction, so concurrent submissions cannot overshoot it.
@@ -202,5 +238,63 @@ impl Jobs {
             None => None,
         };
         Ok(Finished { job, result })
+    }
+}
+
+impl Jobs {
+    /// The URL result cache: a stored result of the same URL, options and owner whose source
+    /// was fetched within the TTL answers without contacting the origin. An older one is
+    /// revalidated with the origin's validators: a 304 renews it; a new version comes back
+    /// as the job's source, so it is not fetched twice. Anything else (no validators, an
+    /// origin that fails) is a miss, and the job fetches as any URL job does.
+    async fn url_cache(
+        &self,
+        id: Uuid,
+        owner: Option<&str>,
+        url: &str,
+        key: &str,
+        callback_url: Option<&str>,
+    ) -> Result<Cached, JobsError> {
+        let Some(stored) = self.store.find_url_result(owner, key).await? else {
+            return Ok(Cached::Miss);
+        };
+        let age = Duration::from_millis(now_ms().saturating_sub(stored.fetched_at).max(0) as u64);
+        let copy = |fetched_at| self.store.copy(id, owner, stored.id, callback_url, fetched_at);
+        if age < self.config.url_cache_ttl {
+            metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "fresh").increment(1);
+            return Ok(copy(None)
+                .await?
+                .map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))));
+        }
+        let since = Validators {
+            etag: stored.etag.clone(),
+            last_modified: stored.last_modified.clone(),
+        };
+        if since.is_empty() {
+            return Ok(Cached::Miss);
+        }
+        match self.config.fetch.fetch_image_if(url, &since).await {
+            Ok(Revalidated::NotModified) => {
+                metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "revalidated").increment(1);
+                Ok(copy(Some(now_ms()))
+                    .await?
+                    .map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))))
+            }
+            Ok(Revalidated::Changed(fetched)) => {
+                metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "changed").increment(1);
+                let bytes = Bytes::from(fetched.body);
+                Ok(Cached::Changed(NewSource::Fetched {
+                    url: url.to_string(),
+                    hash: super::hash(&bytes).await,
+                    bytes,
+                    etag: fetched.validators.etag,
+                    last_modified: fetched.validators.last_modified,
+                }))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "revalidating a stored URL result failed; the job fetches it");
+                Ok(Cached::Miss)
+            }
+        }
     }
 }

@@ -53,6 +53,9 @@ pub struct OptionsView {
     /// With `auto`: whether the request's `Accept` allowed WebP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepts_webp: Option<bool>,
+    /// With `auto`: whether the request's `Accept` allowed AVIF.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepts_avif: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
     pub enlarge: bool,
@@ -73,6 +76,7 @@ impl OptionsView {
             fit,
             format: o.format,
             accepts_webp: (o.format == FormatChoice::Auto).then_some(o.accepts_webp),
+            accepts_avif: (o.format == FormatChoice::Auto).then_some(o.accepts_avif),
             quality: (made != OutputFormat::Png).then_some(o.quality),
             enlarge: o.enlarge,
             dpr: (o.dpr != 1.0).then_some(o.dpr),

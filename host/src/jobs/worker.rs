@@ -138,11 +138,17 @@ impl Jobs {
         let fetched = self.config.fetch.fetch_image(url).await;
         telemetry::stage("fetch", fetching.elapsed());
         match fetched {
-            Ok(bytes) => {
-                let bytes = Bytes::from(bytes);
+            Ok(fetched) => {
+                let bytes = Bytes::from(fetched.body);
                 tracing::info!(bytes = bytes.len(), "source fetched");
                 let hash = super::hash(&bytes).await;
-                if let Err(e) = self.store.set_source(job.id, token, &hash, &bytes).await {
+                let v = &fetched.validators;
+                let validators = (v.etag.as_deref(), v.last_modified.as_deref());
+                if let Err(e) = self
+                    .store
+                    .set_source(job.id, token, &hash, &bytes, validators)
+                    .await
+                {
                     tracing::warn!(error = %e, "storing the fetched source failed");
                 }
                 Ok(bytes)

@@ -285,13 +285,9 @@ impl FetchPolicy {
             .build()
             .map_err(|e| FetchError::Unreachable(format!("HTTP client: {e}")))?;
         let request = match req {
-            Request::Get => client.get(url.clone()),
+            Request::Get { headers } => with_headers(client.get(url.clone()), headers),
             Request::Post { body, headers } => {
-                let mut r = client.post(url.clone()).body(body.to_vec());
-                for (k, v) in headers {
-                    r = r.header(*k, v.as_str());
-                }
-                r
+                with_headers(client.post(url.clone()).body(body.to_vec()), headers)
             }
         };
         request.send().await.map_err(|e| {
@@ -308,18 +304,45 @@ impl FetchPolicy {
     }
 
     /// Downloads an image: guarded, redirects checked, size-limited while streaming, sniffed.
-    pub async fn fetch_image(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    pub async fn fetch_image(&self, url: &str) -> Result<Fetched, FetchError> {
+        match self.fetch_image_if(url, &Validators::default()).await? {
+            Revalidated::Changed(fetched) => Ok(fetched),
+            // Without validators the request is not conditional; a 304 to it is a bad answer.
+            Revalidated::NotModified => Err(FetchError::HttpStatus(304)),
+        }
+    }
+
+    /// [`Self::fetch_image`], conditional on the origin's validators from an earlier fetch
+    /// (`If-None-Match`, `If-Modified-Since`): `NotModified` when the origin says 304.
+    pub async fn fetch_image_if(&self, url: &str, since: &Validators) -> Result<Revalidated, FetchError> {
         let total = self.total_timeout;
-        tokio::time::timeout(total, self.fetch_inner(url))
+        tokio::time::timeout(total, self.fetch_inner(url, since))
             .await
             .map_err(|_| FetchError::Timeout(total))?
     }
 
-    async fn fetch_inner(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    async fn fetch_inner(&self, url: &str, since: &Validators) -> Result<Revalidated, FetchError> {
         let mut url = check_url(url)?;
         let mut redirects = 0;
+        let mut conditional = Vec::new();
+        if let Some(etag) = &since.etag {
+            conditional.push(("if-none-match", etag.clone()));
+        }
+        if let Some(date) = &since.last_modified {
+            conditional.push(("if-modified-since", date.clone()));
+        }
         let mut resp = loop {
-            let resp = self.send(Request::Get, &url).await?;
+            let resp = self
+                .send(
+                    Request::Get {
+                        headers: &conditional,
+                    },
+                    &url,
+                )
+                .await?;
+            if resp.status() == reqwest::StatusCode::NOT_MODIFIED && !conditional.is_empty() {
+                return Ok(Revalidated::NotModified);
+            }
             if !resp.status().is_redirection() {
                 break resp;
             }
@@ -343,6 +366,17 @@ impl FetchPolicy {
         if !resp.status().is_success() {
             return Err(FetchError::HttpStatus(resp.status().as_u16()));
         }
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= MAX_VALIDATOR_BYTES)
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(FetchError::TooLarge(self.max_bytes));
         }
@@ -358,7 +392,7 @@ impl FetchPolicy {
             body.extend_from_slice(&chunk);
         }
         resizer_core::header::sniff(&body).map_err(|e| FetchError::NotAnImage(e.to_string()))?;
-        Ok(body)
+        Ok(Revalidated::Changed(Fetched { body, validators }))
     }
 
     /// POSTs a body (a webhook delivery) under the same guard, within `total`; redirects are
@@ -382,11 +416,50 @@ impl FetchPolicy {
 }
 
 enum Request<'a> {
-    Get,
+    Get {
+        headers: &'a [(&'a str, String)],
+    },
     Post {
         body: &'a [u8],
         headers: &'a [(&'a str, String)],
     },
+}
+
+fn with_headers(mut r: reqwest::RequestBuilder, headers: &[(&str, String)]) -> reqwest::RequestBuilder {
+    for (k, v) in headers {
+        r = r.header(*k, v.as_str());
+    }
+    r
+}
+
+/// Longer `ETag` or `Last-Modified` values are not kept (nor sent back).
+const MAX_VALIDATOR_BYTES: usize = 256;
+
+/// What an origin said to identify the version it served, for a later conditional request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A fetched image and the origin's validators for it.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub validators: Validators,
+}
+
+/// The answer to a conditional fetch.
+#[derive(Debug)]
+pub enum Revalidated {
+    NotModified,
+    Changed(Fetched),
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -4,4 +4,6 @@
 pub mod fetch;
 pub mod signing;
 
-pub use fetch::{AllowRule, FetchError, FetchPolicy, MAX_URL_BYTES, check_url};
+pub use fetch::{
+    AllowRule, FetchError, FetchPolicy, Fetched, MAX_URL_BYTES, Revalidated, Validators, check_url,
+};

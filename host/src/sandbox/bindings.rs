@@ -3,30 +3,57 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "cropping-thumbnailer",
+    world: "current-thumbnailer",
 });
 
-pub(crate) use exports::edgethumb::resizer::crops;
 pub(crate) use exports::edgethumb::resizer::resizer as wit;
+pub(crate) use exports::edgethumb::resizer::thumbnails as v11;
 use resizer_core as core;
 
-pub(crate) fn options_to_wit(o: &core::Options) -> wit::Options {
-    wit::Options {
+/// 1.0's options; `None` for what 1.0 cannot say (AVIF).
+pub(crate) fn options_to_wit(o: &core::Options) -> Option<wit::Options> {
+    Some(wit::Options {
         width: o.width,
         height: o.height,
-        fit: match o.fit {
-            core::Fit::Contain => wit::Fit::Contain,
-            core::Fit::Cover => wit::Fit::Cover,
-            core::Fit::Fill => wit::Fit::Fill,
+        fit: fit_to_wit(o.fit),
+        format: match o.format {
+            core::OutputFormat::Png => wit::OutputFormat::Png,
+            core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
+            core::OutputFormat::Webp => wit::OutputFormat::Webp,
+            core::OutputFormat::Avif => return None,
         },
-        format: output_to_wit(o.format),
         quality: o.quality,
         max_pixels: o.max_pixels,
+    })
+}
+
+pub(crate) fn request_to_wit(o: &core::Options) -> v11::Request {
+    v11::Request {
+        width: o.width,
+        height: o.height,
+        fit: fit_to_wit(o.fit),
+        format: match o.format {
+            core::OutputFormat::Png => v11::OutputFormat::Png,
+            core::OutputFormat::Jpeg => v11::OutputFormat::Jpeg,
+            core::OutputFormat::Webp => v11::OutputFormat::Webp,
+            core::OutputFormat::Avif => v11::OutputFormat::Avif,
+        },
+        quality: o.quality,
+        max_pixels: o.max_pixels,
+        gravity: gravity_to_wit(o.gravity),
     }
 }
 
-pub(crate) fn gravity_to_wit(g: core::Gravity) -> crops::Gravity {
-    use crops::Gravity as G;
+fn fit_to_wit(f: core::Fit) -> wit::Fit {
+    match f {
+        core::Fit::Contain => wit::Fit::Contain,
+        core::Fit::Cover => wit::Fit::Cover,
+        core::Fit::Fill => wit::Fit::Fill,
+    }
+}
+
+fn gravity_to_wit(g: core::Gravity) -> v11::Gravity {
+    use v11::Gravity as G;
     match g {
         core::Gravity::Center => G::Center,
         core::Gravity::North => G::North,
@@ -37,24 +64,8 @@ pub(crate) fn gravity_to_wit(g: core::Gravity) -> crops::Gravity {
         core::Gravity::SouthWest => G::SouthWest,
         core::Gravity::West => G::West,
         core::Gravity::NorthWest => G::NorthWest,
-        core::Gravity::Focus { x, y } => G::Focus(crops::Point { x, y }),
+        core::Gravity::Focus { x, y } => G::Focus(v11::Point { x, y }),
         core::Gravity::Smart => G::Smart,
-    }
-}
-
-fn output_to_wit(f: core::OutputFormat) -> wit::OutputFormat {
-    match f {
-        core::OutputFormat::Png => wit::OutputFormat::Png,
-        core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
-        core::OutputFormat::Webp => wit::OutputFormat::Webp,
-    }
-}
-
-fn output_from_wit(f: wit::OutputFormat) -> core::OutputFormat {
-    match f {
-        wit::OutputFormat::Png => core::OutputFormat::Png,
-        wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
-        wit::OutputFormat::Webp => core::OutputFormat::Webp,
     }
 }
 
@@ -82,7 +93,26 @@ pub(crate) fn thumbnail_from_wit(t: wit::EncodedThumbnail) -> core::Thumbnail {
         data: t.data,
         width: t.width,
         height: t.height,
-        format: output_from_wit(t.format),
+        format: match t.format {
+            wit::OutputFormat::Png => core::OutputFormat::Png,
+            wit::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+            wit::OutputFormat::Webp => core::OutputFormat::Webp,
+        },
+        source: info_from_wit(t.source),
+    }
+}
+
+pub(crate) fn thumbnail_from_v11(t: v11::Thumbnail) -> core::Thumbnail {
+    core::Thumbnail {
+        data: t.data,
+        width: t.width,
+        height: t.height,
+        format: match t.format {
+            v11::OutputFormat::Png => core::OutputFormat::Png,
+            v11::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
+            v11::OutputFormat::Webp => core::OutputFormat::Webp,
+            v11::OutputFormat::Avif => core::OutputFormat::Avif,
+        },
         source: info_from_wit(t.source),
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use resizer_core::{Gravity, ImageInfo, Options, Thumbnail};
+use resizer_core::{ImageInfo, Options, Thumbnail};
 use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -35,7 +35,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub use budget::default_budget;
 
 use bindings::{
-    crops, error_from_wit, gravity_to_wit, info_from_wit, options_to_wit, thumbnail_from_wit, wit,
+    error_from_wit, info_from_wit, options_to_wit, request_to_wit, thumbnail_from_v11, thumbnail_from_wit,
+    v11, wit,
 };
 use budget::CallGate;
 use cache::CompileCache;
@@ -276,8 +277,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Imports(format!("{e:#}")))?;
         let wit_version = exported_version(&self.engine, &component)?;
         let resizer = wit::GuestIndices::new(&pre).map_err(|e| SandboxError::World(format!("{e:#}")))?;
-        // Added in WIT 1.1: without it, every crop is centred.
-        let crops = crops::GuestIndices::new(&pre).ok();
+        // Added in WIT 1.1: without it, crops are centred and AVIF cannot be made.
+        let thumbnails = v11::GuestIndices::new(&pre).ok();
         tracing::info!(%digest, size = wasm.len(), from_cache, ?load_time, "component loaded");
         Ok(Resizer {
             inner: Arc::new(ResizerInner {
@@ -288,7 +289,7 @@ impl Sandbox {
                 load_time,
                 pre,
                 resizer,
-                crops,
+                thumbnails,
                 sandbox: self.clone(),
             }),
         })
@@ -309,7 +310,7 @@ struct ResizerInner {
     load_time: Duration,
     pre: InstancePre<GuestState>,
     resizer: wit::GuestIndices,
-    crops: Option<crops::GuestIndices>,
+    thumbnails: Option<v11::GuestIndices>,
     sandbox: Sandbox,
 }
 
@@ -324,9 +325,10 @@ impl Resizer {
         &self.inner.wit_version
     }
 
-    /// Whether the component places crops by gravity (WIT 1.1); without it they are centred.
-    pub fn has_gravity(&self) -> bool {
-        self.inner.crops.is_some()
+    /// Whether the component has WIT 1.1's `thumbnails` (gravity, AVIF); without it, crops
+    /// are centred and AVIF is refused.
+    pub fn has_v11(&self) -> bool {
+        self.inner.thumbnails.is_some()
     }
 
     /// Size of the component in bytes.
@@ -352,35 +354,37 @@ impl Resizer {
     }
 
     /// Makes a thumbnail in the sandbox. The pixel limit is the sandbox's, whatever `options`
-    /// says, because the memory cap was sized for it. A component without the `crops`
-    /// interface (WIT 1.0) centres every crop, whatever the gravity.
+    /// says, because the memory cap was sized for it. A component without the `thumbnails`
+    /// interface (WIT 1.0) centres every crop, whatever the gravity, and cannot make AVIF.
     pub fn thumbnail(&self, image: &[u8], options: &Options) -> Result<(Thumbnail, CallStats), SandboxError> {
         let mut options = options.clone();
         options.max_pixels = self.inner.sandbox.config.max_pixels;
         options.validate()?;
-        let wit_options = options_to_wit(&options);
-        let (r, stats) = match &self.inner.crops {
-            Some(crops) if options.gravity != Gravity::Center => {
-                let gravity = gravity_to_wit(options.gravity);
-                self.call(|store, i| {
-                    crops.load(&mut *store, i)?.call_thumbnail_with_gravity(
-                        store,
-                        image,
-                        wit_options,
-                        gravity,
-                    )
-                })?
+        let (r, stats) = match &self.inner.thumbnails {
+            Some(v11) => {
+                let request = request_to_wit(&options);
+                let (r, stats) =
+                    self.call(|store, i| v11.load(&mut *store, i)?.call_make(store, image, request))?;
+                (r.map(thumbnail_from_v11), stats)
             }
-            _ => {
+            None => {
+                let Some(wit_options) = options_to_wit(&options) else {
+                    return Err(SandboxError::Image(resizer_core::Error::InvalidOptions(format!(
+                        "the active component speaks WIT {}, which cannot make {}; it needs 1.1",
+                        self.inner.wit_version,
+                        options.format.name()
+                    ))));
+                };
                 let resizer = &self.inner.resizer;
-                self.call(|store, i| {
+                let (r, stats) = self.call(|store, i| {
                     resizer
                         .load(&mut *store, i)?
                         .call_thumbnail(store, image, wit_options)
-                })?
+                })?;
+                (r.map(thumbnail_from_wit), stats)
             }
         };
-        Ok((r.map(thumbnail_from_wit).map_err(error_from_wit)?, stats))
+        Ok((r.map_err(error_from_wit)?, stats))
     }
 
     fn call<R>(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::notify::{CHANNEL_FINISHED, CHANNEL_JOBS};
 use super::{
     Claimed, Deleted, Job, JobStatus, Kind, Made, NewJob, NewSource, Outcome, Page, QueueStats, Store,
-    StoreError, decode_cursor, encode_cursor, ms, now_ms,
+    StoreError, UrlResult, decode_cursor, encode_cursor, ms, now_ms,
 };
 use crate::codes::Code;
 use resizer_core::OutputFormat;
@@ -124,6 +124,15 @@ impl Store {
             NewSource::Upload { hash, bytes } => (hash.as_str(), bytes.len() as u64, Some(bytes), None),
             NewSource::Stored { hash, size } => (hash.as_str(), *size, None, None),
             NewSource::Url(url) => ("", 0, None, Some(url.as_str())),
+            NewSource::Fetched { url, hash, bytes, .. } => {
+                (hash.as_str(), bytes.len() as u64, Some(bytes), Some(url.as_str()))
+            }
+        };
+        let (fetched_at, etag, last_modified) = match &job.source {
+            NewSource::Fetched {
+                etag, last_modified, ..
+            } => (Some(now_ms()), etag.as_deref(), last_modified.as_deref()),
+            _ => (None, None, None),
         };
         let mut tx = match (bytes, url) {
             (Some(bytes), _) => self.tx_with_blob(hash, bytes).await?,
@@ -152,8 +161,8 @@ impl Store {
         }
         let row = sqlx::query(concat!(
             "INSERT INTO jobs (id, owner, status, created_at, attempts, options, source_hash, source_bytes,
-                requested_component, source_url, callback_url)
-             VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $8, $9) RETURNING ",
+                requested_component, source_url, callback_url, url_key, fetched_at, origin_etag, origin_last_modified)
+             VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ",
             job_columns!()
         ))
         .bind(job.id.to_string())
@@ -165,6 +174,10 @@ impl Store {
         .bind(&job.requested_component)
         .bind(url)
         .bind(&job.callback_url)
+        .bind(&job.url_key)
+        .bind(fetched_at)
+        .bind(etag)
+        .bind(last_modified)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -182,26 +195,66 @@ impl Store {
         dedup_key: &str,
         callback_url: Option<&str>,
     ) -> Result<Option<Job>, StoreError> {
-        const FIND: &str = "SELECT id, source_hash, result_etag FROM jobs
-             WHERE dedup_key = $1 AND owner = $2 AND status = 'succeeded' LIMIT 1";
-        // Most submissions miss: look without taking SQLite's write lock, and only on a hit
-        // look again inside the writing transaction (the original may be deleted meanwhile).
-        let seen = sqlx::query(FIND)
-            .bind(dedup_key)
-            .bind(owner_key(owner))
-            .fetch_optional(&self.pool)
-            .await?;
-        if seen.is_none() {
+        // Most submissions miss: look without taking SQLite's write lock; `copy` looks again
+        // inside its writing transaction (the original may be deleted meanwhile).
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE dedup_key = $1 AND owner = $2 AND status = 'succeeded' LIMIT 1",
+        )
+        .bind(dedup_key)
+        .bind(owner_key(owner))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(from) = seen.and_then(|s| Uuid::parse_str(&s).ok()) else {
             return Ok(None);
-        }
+        };
+        self.copy(id, owner, from, callback_url, None).await
+    }
+
+    /// The newest succeeded URL job of `owner` with this url key: the URL result cache.
+    pub async fn find_url_result(
+        &self,
+        owner: Option<&str>,
+        url_key: &str,
+    ) -> Result<Option<UrlResult>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, fetched_at, origin_etag, origin_last_modified FROM jobs
+             WHERE url_key = $1 AND owner = $2 AND status = 'succeeded' AND fetched_at IS NOT NULL
+             ORDER BY fetched_at DESC LIMIT 1",
+        )
+        .bind(url_key)
+        .bind(owner_key(owner))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get("id")?;
+        Ok(Uuid::parse_str(&id).ok().map(|id| UrlResult {
+            id,
+            fetched_at: row.try_get("fetched_at").unwrap_or_default(),
+            etag: row.try_get("origin_etag").unwrap_or_default(),
+            last_modified: row.try_get("origin_last_modified").unwrap_or_default(),
+        }))
+    }
+
+    /// Inserts an already-succeeded copy of `from` (same owner, still succeeded) for job `id`,
+    /// sharing its source and result blobs; `None` if it is gone. `fetched_at`, when given,
+    /// is when the origin last confirmed the source (a revalidation); otherwise the original's.
+    pub async fn copy(
+        &self,
+        id: Uuid,
+        owner: Option<&str>,
+        from: Uuid,
+        callback_url: Option<&str>,
+        fetched_at: Option<i64>,
+    ) -> Result<Option<Job>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let hit = sqlx::query(FIND)
-            .bind(dedup_key)
-            .bind(owner_key(owner))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let hit = sqlx::query(
+            "SELECT source_hash, result_etag FROM jobs WHERE id = $1 AND owner = $2 AND status = 'succeeded'",
+        )
+        .bind(from.to_string())
+        .bind(owner_key(owner))
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(hit) = hit else { return Ok(None) };
-        let from: String = hit.try_get("id")?;
         for column in ["source_hash", "result_etag"] {
             let hash: Option<String> = hit.try_get(column)?;
             if let Some(hash) = hash.filter(|h| !h.is_empty())
@@ -214,17 +267,19 @@ impl Store {
         let row = sqlx::query(concat!(
             "INSERT INTO jobs (id, owner, status, created_at, started_at, finished_at, attempts, options, dedup_key,
                 source_hash, source_bytes, source_format, source_width, source_height, result_bytes, result_width,
-                result_height, result_etag, component_digest, deduplicated_from, callback_url, result_format)
+                result_height, result_etag, component_digest, deduplicated_from, callback_url, result_format,
+                source_url, url_key, fetched_at, origin_etag, origin_last_modified)
              SELECT $1, owner, 'succeeded', $2, $2, $2, 0, options, dedup_key, source_hash, source_bytes, source_format,
                 source_width, source_height, result_bytes, result_width, result_height, result_etag, component_digest,
-                id, $3, result_format
+                id, $3, result_format, source_url, url_key, COALESCE($5, fetched_at), origin_etag, origin_last_modified
              FROM jobs WHERE id = $4 RETURNING ",
             job_columns!()
         ))
         .bind(id.to_string())
         .bind(now)
         .bind(callback_url)
-        .bind(&from)
+        .bind(from.to_string())
+        .bind(fetched_at)
         .fetch_one(&mut *tx)
         .await?;
         let mut copy = job_from_row(&row)?;
@@ -445,23 +500,29 @@ impl Store {
         }))
     }
 
-    /// Records the fetched source of a URL job; false if the claim was lost.
+    /// Records the fetched source of a URL job, with when it was fetched and the origin's
+    /// validators for it (`etag`, `last_modified`); false if the claim was lost.
     pub async fn set_source(
         &self,
         id: Uuid,
         token: Uuid,
         hash: &str,
         bytes: &Bytes,
+        (etag, last_modified): (Option<&str>, Option<&str>),
     ) -> Result<bool, StoreError> {
         let mut tx = self.tx_with_blob(hash, bytes).await?;
         let done = sqlx::query(
-            "UPDATE jobs SET source_hash = $1, source_bytes = $2
+            "UPDATE jobs SET source_hash = $1, source_bytes = $2, fetched_at = $5, origin_etag = $6,
+                origin_last_modified = $7
              WHERE id = $3 AND lease_token = $4 AND status = 'running' AND source_hash = ''",
         )
         .bind(hash)
         .bind(bytes.len() as i64)
         .bind(id.to_string())
         .bind(token.to_string())
+        .bind(now_ms())
+        .bind(etag)
+        .bind(last_modified)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {

@@ -58,13 +58,16 @@ pub struct JobOptions {
     pub height: u32,
     #[schema(value_type = String, example = "contain")]
     pub fit: Fit,
-    /// png, jpeg, webp, or auto: WebP where the request's `Accept` allows it, else JPEG for
-    /// opaque images and PNG for those with alpha.
+    /// png, jpeg, webp, avif, or auto: AVIF or WebP where the request's `Accept` allows it,
+    /// else JPEG for opaque images and PNG for those with alpha.
     #[schema(value_type = String, example = "png")]
     pub format: FormatChoice,
     /// With `auto`: the submitting request's `Accept` allowed WebP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accepts_webp: bool,
+    /// With `auto`: the submitting request's `Accept` allowed AVIF.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepts_avif: bool,
     pub quality: u8,
     /// Whether a source smaller than the box is scaled up to it.
     #[serde(default = "stored_before_enlarge")]
@@ -85,6 +88,7 @@ pub enum FormatChoice {
     Png,
     Jpeg,
     Webp,
+    Avif,
     /// Chosen per request and image: see [`JobOptions::format_for`].
     Auto,
 }
@@ -104,6 +108,7 @@ impl From<OutputFormat> for FormatChoice {
             OutputFormat::Png => FormatChoice::Png,
             OutputFormat::Jpeg => FormatChoice::Jpeg,
             OutputFormat::Webp => FormatChoice::Webp,
+            OutputFormat::Avif => FormatChoice::Avif,
         }
     }
 }
@@ -124,8 +129,11 @@ impl Default for JobOptions {
             width: d.width,
             height: d.height,
             fit: d.fit,
-            format: d.format.into(),
+            // What a user would pick: small lossy files for photos, in the best format the
+            // client reads, and PNG where there is alpha (the README says why).
+            format: FormatChoice::Auto,
             accepts_webp: false,
+            accepts_avif: false,
             quality: d.quality,
             enlarge: false,
             dpr: 1.0,
@@ -149,6 +157,8 @@ impl JobOptions {
             FormatChoice::Png => OutputFormat::Png,
             FormatChoice::Jpeg => OutputFormat::Jpeg,
             FormatChoice::Webp => OutputFormat::Webp,
+            FormatChoice::Avif => OutputFormat::Avif,
+            FormatChoice::Auto if self.accepts_avif => OutputFormat::Avif,
             FormatChoice::Auto if self.accepts_webp => OutputFormat::Webp,
             FormatChoice::Auto => OutputFormat::Jpeg,
         }
@@ -251,6 +261,15 @@ pub enum NewSource {
     Stored { hash: String, size: u64 },
     /// A URL the worker fetches.
     Url(String),
+    /// A URL already fetched (by a revalidation that found it changed), with the origin's
+    /// validators for what it served.
+    Fetched {
+        url: String,
+        hash: String,
+        bytes: Bytes,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
 }
 
 /// A job to insert.
@@ -264,6 +283,19 @@ pub struct NewJob {
     /// Run on this component instead of the active one.
     pub requested_component: Option<String>,
     pub callback_url: Option<String>,
+    /// For URL jobs: the key the URL result cache finds it by.
+    pub url_key: Option<String>,
+}
+
+/// A stored URL result, as the URL result cache sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlResult {
+    pub id: Uuid,
+    /// When the origin last served or confirmed the source (ms since the epoch).
+    pub fetched_at: i64,
+    /// The origin's validators, for revalidating after the TTL.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// The queue and recent throughput, for the metrics and the dashboard.

@@ -21,6 +21,10 @@ pub struct Recorded {
     pub deliveries: Mutex<Vec<(HeaderMap, Bytes)>>,
     /// The receiver answers 500 while this is above zero, counting down.
     pub fail_next: AtomicUsize,
+    /// `/versioned.jpg`: the version it serves (its ETag is `"v{n}"`), and the requests it
+    /// answered with 304 Not Modified.
+    pub version: AtomicUsize,
+    pub not_modified: AtomicUsize,
 }
 
 pub struct Origin {
@@ -45,6 +49,7 @@ impl Origin {
         };
         let app = axum::Router::new()
             .route("/img.jpg", get(img))
+            .route("/versioned.jpg", get(versioned))
             .route("/redirect", get(redirect))
             .route("/huge", get(huge))
             .route("/slow", get(slow).post(slow))
@@ -82,6 +87,46 @@ impl Origin {
     pub fn image(&self) -> &[u8] {
         &self.image
     }
+
+    /// Makes `/versioned.jpg` serve a new version (a different image, a new ETag).
+    pub fn bump_version(&self) {
+        self.state.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+}
+
+/// The origin image at version 0, then the same image upside down and half as wide per
+/// version after, with `ETag: "v{n}"` and a `Last-Modified`; `If-None-Match` with the
+/// current ETag gets 304.
+async fn versioned(State(c): State<Ctx>, headers: HeaderMap) -> Response {
+    c.rec.hits.fetch_add(1, Ordering::SeqCst);
+    let version = c.rec.version.load(Ordering::SeqCst);
+    let etag = format!("\"v{version}\"");
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        c.rec.not_modified.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
+    }
+    let mut body = c.image.as_ref().clone();
+    if version > 0 {
+        let img = image::load_from_memory(&body).unwrap();
+        let img = img.resize_exact(
+            img.width() / 2,
+            img.height(),
+            image::imageops::FilterType::Triangle,
+        );
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.flipv().write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        body = out.into_inner();
+    }
+    let headers = [
+        ("content-type", "image/jpeg".to_string()),
+        ("etag", etag),
+        ("last-modified", "Wed, 02 Dec 2026 10:00:00 GMT".to_string()),
+    ];
+    (headers, body).into_response()
 }
 
 async fn img(State(c): State<Ctx>) -> Response {

@@ -8,6 +8,7 @@
 //! treat the input as hostile: checked arithmetic, bounded loops, and the pixel limit checked
 //! against the header before any pixel buffer is allocated.
 
+pub mod avif;
 pub mod bmp;
 pub mod gif;
 pub mod ico;
