@@ -36,6 +36,7 @@ impl wit::Guest for Component {
             quality: options.quality,
             max_pixels: options.max_pixels,
             gravity: core::Gravity::Center,
+            animated: false,
         };
         let t = thumbnail(image, &options)?;
         Ok(wit::EncodedThumbnail {
@@ -46,7 +47,9 @@ impl wit::Guest for Component {
                 core::OutputFormat::Png => wit::OutputFormat::Png,
                 core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
                 core::OutputFormat::Webp => wit::OutputFormat::Webp,
-                core::OutputFormat::Avif => return Err(wit::Error::Internal("1.0 cannot carry avif".into())),
+                core::OutputFormat::Avif | core::OutputFormat::Gif => {
+                    return Err(wit::Error::Internal("WIT 1.0 cannot carry this format".into()));
+                }
             },
             source: info_to_wit(t.source),
         })
@@ -78,10 +81,12 @@ impl v11::Guest for Component {
                 v11::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
                 v11::OutputFormat::Webp => core::OutputFormat::Webp,
                 v11::OutputFormat::Avif => core::OutputFormat::Avif,
+                v11::OutputFormat::Gif => core::OutputFormat::Gif,
             },
             quality: request.quality,
             max_pixels: request.max_pixels,
             gravity,
+            animated: request.animated,
         };
         let t = thumbnail(image, &options)?;
         Ok(v11::Thumbnail {
@@ -93,6 +98,7 @@ impl v11::Guest for Component {
                 core::OutputFormat::Jpeg => v11::OutputFormat::Jpeg,
                 core::OutputFormat::Webp => v11::OutputFormat::Webp,
                 core::OutputFormat::Avif => v11::OutputFormat::Avif,
+                core::OutputFormat::Gif => v11::OutputFormat::Gif,
             },
             source: info_to_wit(t.source),
         })

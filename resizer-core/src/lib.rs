@@ -12,6 +12,7 @@
 //! Hostile input is the normal case here: every function returns [`Error`] instead of
 //! panicking, and the pixel limit is checked against the header before a pixel buffer exists.
 
+pub mod animation;
 pub mod colour;
 pub mod formats;
 pub mod gravity;
@@ -73,6 +74,8 @@ pub enum OutputFormat {
     Webp,
     /// WIT 1.1 (`thumbnails`); a 1.0 component cannot make it.
     Avif,
+    /// WIT 1.1: what animations become with `animated`.
+    Gif,
 }
 
 impl OutputFormat {
@@ -82,6 +85,7 @@ impl OutputFormat {
             OutputFormat::Jpeg => "jpeg",
             OutputFormat::Webp => "webp",
             OutputFormat::Avif => "avif",
+            OutputFormat::Gif => "gif",
         }
     }
 
@@ -91,6 +95,7 @@ impl OutputFormat {
             OutputFormat::Jpeg => "image/jpeg",
             OutputFormat::Webp => "image/webp",
             OutputFormat::Avif => "image/avif",
+            OutputFormat::Gif => "image/gif",
         }
     }
 
@@ -100,6 +105,7 @@ impl OutputFormat {
             "jpeg" | "jpg" => Some(OutputFormat::Jpeg),
             "webp" => Some(OutputFormat::Webp),
             "avif" => Some(OutputFormat::Avif),
+            "gif" => Some(OutputFormat::Gif),
             _ => None,
         }
     }
@@ -165,6 +171,8 @@ pub struct Options {
     pub max_pixels: u64,
     /// Where a `cover` crop is taken (WIT 1.1; a 1.0 component always centres).
     pub gravity: Gravity,
+    /// GIF and WebP animations become animated GIFs, not a still of the first frame (WIT 1.1).
+    pub animated: bool,
 }
 
 impl Default for Options {
@@ -177,6 +185,7 @@ impl Default for Options {
             quality: DEFAULT_QUALITY,
             max_pixels: DEFAULT_MAX_PIXELS,
             gravity: Gravity::Center,
+            animated: false,
         }
     }
 }

@@ -41,6 +41,12 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
             "the JPEG data ends inside its last scan: the file is truncated".into(),
         ));
     }
+    if opts.animated
+        && matches!(format, ImageFormat::Gif | ImageFormat::Webp)
+        && let Some(animated) = animated_thumbnail(data, opts)?
+    {
+        return Ok(animated);
+    }
     let (source, info) = match shrink_on_load(data, format, opts)? {
         Some(loaded) => loaded,
         None => {
@@ -76,6 +82,29 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
         format: opts.format,
         source: info,
     })
+}
+
+/// An animation's thumbnail (see [`crate::animation`]); `None` for a still image. Smart crops
+/// are centred here: a crop chosen per frame would jump about.
+fn animated_thumbnail(data: &[u8], opts: &Options) -> Result<Option<Thumbnail>, Error> {
+    let info = probe(data)?;
+    if info.frame_count < 2 {
+        return Ok(None);
+    }
+    crate::animation::check_limit(&info, opts.max_pixels)?;
+    let (w, h) = target_size(info.width, info.height, opts.width, opts.height, opts.fit);
+    let anchor = opts
+        .gravity
+        .focus()
+        .map_or(Anchor::CENTER, |(x, y)| Anchor::Focus(x, y));
+    let data = crate::animation::thumbnail(data, &info, (w, h), opts.fit, anchor)?;
+    Ok(Some(Thumbnail {
+        data,
+        width: w,
+        height: h,
+        format: OutputFormat::Gif,
+        source: info,
+    }))
 }
 
 /// A shrink-on-load decode keeps at least this many times the output, as Pillow's `draft`
@@ -452,6 +481,7 @@ fn encode(img: DynamicImage, opts: &Options) -> Result<Vec<u8>, Error> {
         )),
         OutputFormat::Webp => return formats::webp::encode_lossy(img, opts.quality),
         OutputFormat::Avif => return formats::avif::encode(img, opts.quality),
+        OutputFormat::Gif => img.write_with_encoder(image::codecs::gif::GifEncoder::new(&mut out)),
     };
     result.map_err(|e| Error::Internal(format!("encoding {} failed: {e}", opts.format.name())))?;
     if opts.format == OutputFormat::Png {

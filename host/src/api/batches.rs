@@ -55,6 +55,8 @@ pub struct JsonBatch {
     pub dpr: Option<serde_json::Value>,
     #[schema(example = "smart")]
     pub gravity: Option<String>,
+    #[schema(value_type = Option<bool>)]
+    pub animated: Option<serde_json::Value>,
 }
 
 /// A batch upload (`multipart/form-data`): any number of `file` parts and the options as
@@ -79,6 +81,7 @@ pub struct BatchForm {
     #[schema(minimum = 1, maximum = 4)]
     dpr: Option<f32>,
     gravity: Option<String>,
+    animated: Option<bool>,
 }
 
 /// A batch's progress and its jobs, in the order they were sent.

@@ -70,6 +70,10 @@ pub struct OptionParams {
     /// south, south-west, west, north-west, smart (content-aware), or focus:x,y (fractions).
     #[param(value_type = Option<String>, example = "smart")]
     pub gravity: Option<String>,
+    /// Keep GIF and WebP animations: they become animated GIFs (default false: a still of
+    /// the first frame). Frames x pixels must stay under the pixel limit.
+    #[param(value_type = Option<bool>)]
+    pub animated: Option<String>,
     /// Query only: an http(s) URL the finished job is POSTed to.
     #[param(max_length = 4096)]
     pub callback_url: Option<String>,
@@ -113,6 +117,7 @@ impl OptionParams {
             "enlarge" => &mut self.enlarge,
             "dpr" => &mut self.dpr,
             "gravity" => &mut self.gravity,
+            "animated" => &mut self.animated,
             _ => return false,
         };
         *slot = Some(value);
@@ -130,6 +135,7 @@ impl OptionParams {
             enlarge: self.enlarge.or(base.enlarge),
             dpr: self.dpr.or(base.dpr),
             gravity: self.gravity.or(base.gravity),
+            animated: self.animated.or(base.animated),
             ..base
         }
     }
@@ -158,16 +164,8 @@ impl OptionParams {
             }
             sides => sides,
         };
-        let enlarge = match self.enlarge.as_deref().map(str::trim) {
-            None => d.enlarge,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(v) => {
-                return Err(ApiError::InvalidOptions(format!(
-                    "enlarge must be true or false, got {v:?}"
-                )));
-            }
-        };
+        let enlarge = flag("enlarge", &self.enlarge, d.enlarge)?;
+        let animated = flag("animated", &self.animated, d.animated)?;
         let dpr = match &self.dpr {
             None => d.dpr,
             Some(v) => match v.trim().parse::<f32>() {
@@ -213,6 +211,7 @@ impl OptionParams {
             quality,
             enlarge,
             dpr,
+            animated,
             gravity: match &self.gravity {
                 None => d.gravity,
                 Some(v) => resizer_core::Gravity::parse(v).ok_or_else(|| {
@@ -228,6 +227,18 @@ impl OptionParams {
             .validate()
             .map_err(|e| ApiError::InvalidOptions(core_detail(e)))?;
         Ok(options)
+    }
+}
+
+/// A true/false option, `default` when not given.
+fn flag(name: &str, value: &Option<String>, default: bool) -> Result<bool, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(v) => Err(ApiError::InvalidOptions(format!(
+            "{name} must be true or false, got {v:?}"
+        ))),
     }
 }
 
@@ -291,6 +302,9 @@ pub struct JsonSubmission {
     /// Where a `cover` crop is taken (default center; also smart, focus:x,y, compass points).
     #[schema(example = "smart")]
     pub gravity: Option<String>,
+    /// Keep GIF and WebP animations, as animated GIFs (default false).
+    #[schema(value_type = Option<bool>)]
+    pub animated: Option<serde_json::Value>,
 }
 
 /// A form upload (`multipart/form-data`): the image and the options as fields.
@@ -317,6 +331,7 @@ pub struct FormSubmission {
     #[schema(minimum = 1, maximum = 4)]
     dpr: Option<f32>,
     gravity: Option<String>,
+    animated: Option<bool>,
 }
 
 /// A raw image body (`image/*` or `application/octet-stream`); its format is sniffed.
@@ -344,6 +359,7 @@ pub enum Format {
     Jpeg,
     Webp,
     Avif,
+    Gif,
     Auto,
 }
 
@@ -490,6 +506,7 @@ pub async fn read_submission(
             enlarge: json_scalar(json.enlarge),
             dpr: json_scalar(json.dpr),
             gravity: json.gravity,
+            animated: json_scalar(json.animated),
             ..OptionParams::default()
         };
         (source, params)

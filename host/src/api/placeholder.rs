@@ -61,6 +61,7 @@ fn encode(width: u32, height: u32, format: OutputFormat) -> Result<Bytes, String
         OutputFormat::Png => image::ImageFormat::Png,
         OutputFormat::Jpeg => image::ImageFormat::Jpeg,
         OutputFormat::Webp => image::ImageFormat::WebP,
+        OutputFormat::Gif => image::ImageFormat::Gif,
         OutputFormat::Avif => {
             return resizer_core::formats::avif::encode(img, resizer_core::DEFAULT_QUALITY)
                 .map(Bytes::from)

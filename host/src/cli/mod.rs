@@ -112,7 +112,10 @@ pub struct LookArgs {
     /// Where a cover crop is taken: center, north, north-east, ... north-west, smart, or focus:X,Y.
     #[arg(long, default_value = "center", value_parser = parse_gravity)]
     pub gravity: Gravity,
-    /// Output format: png, jpeg or webp (jpeg and webp are lossy, see --quality) [default: from -o FILE's extension, else png].
+    /// Keep GIF and WebP animations, as animated GIFs (otherwise the first frame).
+    #[arg(long)]
+    pub animated: bool,
+    /// Output format: png, jpeg, webp or avif (all but png are lossy, see --quality) [default: from -o FILE's extension, else png].
     #[arg(long, value_parser = parse_format)]
     pub format: Option<OutputFormat>,
     /// JPEG and WebP quality, 1 to 100.
@@ -188,7 +191,7 @@ fn parse_gravity(s: &str) -> Result<Gravity, String> {
 }
 
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
-    OutputFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}; use png, jpeg or webp"))
+    OutputFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}; use png, jpeg, webp or avif"))
 }
 
 /// Runs a parsed command line.
@@ -217,6 +220,7 @@ impl LookArgs {
             quality: self.quality,
             max_pixels,
             gravity: self.gravity,
+            animated: self.animated,
         }
     }
 }
@@ -300,6 +304,7 @@ fn batch(args: BatchArgs) -> anyhow::Result<()> {
         ("fit", look.fit.name().to_string()),
         ("quality", look.quality.to_string()),
         ("gravity", look.gravity.name()),
+        ("animated", look.animated.to_string()),
     ];
     if let Some(format) = look.format {
         fields.push(("format", format.name().to_string()));

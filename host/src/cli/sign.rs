@@ -15,7 +15,7 @@ pub struct SignArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// Thumbnail options, as the API takes them (width, height, fit, format, quality,
-    /// enlarge, dpr, gravity, on_error); each is part of what is signed.
+    /// enlarge, dpr, gravity, animated, on_error); each is part of what is signed.
     #[arg(long)]
     pub width: Option<String>,
     #[arg(long)]
@@ -32,6 +32,8 @@ pub struct SignArgs {
     pub dpr: Option<String>,
     #[arg(long)]
     pub gravity: Option<String>,
+    #[arg(long)]
+    pub animated: Option<String>,
     #[arg(long)]
     pub on_error: Option<String>,
 }
@@ -50,6 +52,7 @@ pub fn signed_url(args: &SignArgs) -> anyhow::Result<String> {
         ("enlarge", &args.enlarge),
         ("dpr", &args.dpr),
         ("gravity", &args.gravity),
+        ("animated", &args.animated),
         ("on_error", &args.on_error),
     ] {
         if let Some(value) = value {

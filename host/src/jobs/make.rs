@@ -31,6 +31,7 @@ pub fn make(
             format,
             quality: options.quality,
             gravity: options.gravity,
+            animated: options.animated,
             ..Options::default()
         };
         resizer.thumbnail(image, &asked)

@@ -65,6 +65,9 @@ pub struct OptionsView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "smart")]
     pub gravity: Option<Gravity>,
+    /// Set when an animation was kept (the result is an animated GIF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub animated: Option<bool>,
 }
 
 impl OptionsView {
@@ -81,6 +84,7 @@ impl OptionsView {
             enlarge: o.enlarge,
             dpr: (o.dpr != 1.0).then_some(o.dpr),
             gravity: (fit == Some(Fit::Cover)).then_some(o.gravity),
+            animated: (o.animated && made == OutputFormat::Gif).then_some(true),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) fn options_to_wit(o: &core::Options) -> Option<wit::Options> {
             core::OutputFormat::Png => wit::OutputFormat::Png,
             core::OutputFormat::Jpeg => wit::OutputFormat::Jpeg,
             core::OutputFormat::Webp => wit::OutputFormat::Webp,
-            core::OutputFormat::Avif => return None,
+            core::OutputFormat::Avif | core::OutputFormat::Gif => return None,
         },
         quality: o.quality,
         max_pixels: o.max_pixels,
@@ -37,10 +37,12 @@ pub(crate) fn request_to_wit(o: &core::Options) -> v11::Request {
             core::OutputFormat::Jpeg => v11::OutputFormat::Jpeg,
             core::OutputFormat::Webp => v11::OutputFormat::Webp,
             core::OutputFormat::Avif => v11::OutputFormat::Avif,
+            core::OutputFormat::Gif => v11::OutputFormat::Gif,
         },
         quality: o.quality,
         max_pixels: o.max_pixels,
         gravity: gravity_to_wit(o.gravity),
+        animated: o.animated,
     }
 }
 
@@ -112,6 +114,7 @@ pub(crate) fn thumbnail_from_v11(t: v11::Thumbnail) -> core::Thumbnail {
             v11::OutputFormat::Jpeg => core::OutputFormat::Jpeg,
             v11::OutputFormat::Webp => core::OutputFormat::Webp,
             v11::OutputFormat::Avif => core::OutputFormat::Avif,
+            v11::OutputFormat::Gif => core::OutputFormat::Gif,
         },
         source: info_from_wit(t.source),
     }

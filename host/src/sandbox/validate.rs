@@ -182,7 +182,7 @@ pub fn canary(resizer: &Resizer, prober: &Resizer) -> Result<CanaryReport, Valid
             OutputFormat::Webp => ImageFormat::Webp,
             // No canary asks for it: a 1.0 component cannot make it, and the prober cannot
             // read it.
-            OutputFormat::Avif => continue,
+            OutputFormat::Avif | OutputFormat::Gif => continue,
         };
         if info.format != want || (info.width, info.height) != c.size {
             return Err(fail(format!(

@@ -79,6 +79,9 @@ pub struct JobOptions {
     #[schema(value_type = String, example = "smart")]
     #[serde(default, skip_serializing_if = "Gravity::is_center")]
     pub gravity: Gravity,
+    /// GIF and WebP animations become animated GIFs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub animated: bool,
 }
 
 /// The output format asked for.
@@ -89,6 +92,7 @@ pub enum FormatChoice {
     Jpeg,
     Webp,
     Avif,
+    Gif,
     /// Chosen per request and image: see [`JobOptions::format_for`].
     Auto,
 }
@@ -109,6 +113,7 @@ impl From<OutputFormat> for FormatChoice {
             OutputFormat::Jpeg => FormatChoice::Jpeg,
             OutputFormat::Webp => FormatChoice::Webp,
             OutputFormat::Avif => FormatChoice::Avif,
+            OutputFormat::Gif => FormatChoice::Gif,
         }
     }
 }
@@ -138,6 +143,7 @@ impl Default for JobOptions {
             enlarge: false,
             dpr: 1.0,
             gravity: Gravity::Center,
+            animated: false,
         }
     }
 }
@@ -158,6 +164,7 @@ impl JobOptions {
             FormatChoice::Jpeg => OutputFormat::Jpeg,
             FormatChoice::Webp => OutputFormat::Webp,
             FormatChoice::Avif => OutputFormat::Avif,
+            FormatChoice::Gif => OutputFormat::Gif,
             FormatChoice::Auto if self.accepts_avif => OutputFormat::Avif,
             FormatChoice::Auto if self.accepts_webp => OutputFormat::Webp,
             FormatChoice::Auto => OutputFormat::Jpeg,

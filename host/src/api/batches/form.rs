@@ -132,6 +132,7 @@ fn json_items(body: &Bytes, query: OptionParams, max_items: usize) -> Result<Vec
         enlarge: json_scalar(json.enlarge),
         dpr: json_scalar(json.dpr),
         gravity: json.gravity,
+        animated: json_scalar(json.animated),
         ..OptionParams::default()
     };
     let options = params.over(query).resolve(BATCH_ACCEPT)?;
