@@ -63,7 +63,7 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     (DEDUP_HITS, "Submissions answered from an equal finished job."),
     (
         URL_CACHE,
-        "URL submissions answered from a stored result, by outcome: fresh (within --url-cache-ttl), revalidated (the origin said 304), changed (the origin served a new version).",
+        "URL submissions answered from a stored result: `fresh` (within `--url-cache-ttl`), `revalidated` (the origin said 304), `changed` (the origin served a new version, fetched once).",
     ),
     (QUEUE_DEPTH, "Jobs waiting in the queue."),
     (

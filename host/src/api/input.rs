@@ -53,8 +53,8 @@ pub struct OptionParams {
     /// contain (default), cover or fill.
     #[param(value_type = Option<Fit>)]
     pub fit: Option<String>,
-    /// auto (default): AVIF or WebP where `Accept` allows it, else JPEG, or PNG for images
-    /// with alpha; or png, jpeg, webp, avif.
+    /// auto (default): WebP where `Accept` allows it (or else AVIF), else JPEG, or PNG for
+    /// images with alpha; or png, jpeg, webp, avif (boxes up to 2 megapixels).
     #[param(value_type = Option<Format>)]
     pub format: Option<String>,
     /// JPEG and WebP quality, 1 to 100 (default 80).

@@ -58,8 +58,8 @@ pub struct JobOptions {
     pub height: u32,
     #[schema(value_type = String, example = "contain")]
     pub fit: Fit,
-    /// png, jpeg, webp, avif, or auto: AVIF or WebP where the request's `Accept` allows it,
-    /// else JPEG for opaque images and PNG for those with alpha.
+    /// png, jpeg, webp, avif, or auto: WebP (or else AVIF) where the request's `Accept`
+    /// allows it, else JPEG for opaque images and PNG for those with alpha.
     #[schema(value_type = String, example = "png")]
     pub format: FormatChoice,
     /// With `auto`: the submitting request's `Accept` allowed WebP.
@@ -165,8 +165,9 @@ impl JobOptions {
             FormatChoice::Webp => OutputFormat::Webp,
             FormatChoice::Avif => OutputFormat::Avif,
             FormatChoice::Gif => OutputFormat::Gif,
-            FormatChoice::Auto if self.accepts_avif => OutputFormat::Avif,
+            // WebP first: as small as AVIF at thumbnail sizes and 15x faster to encode (README).
             FormatChoice::Auto if self.accepts_webp => OutputFormat::Webp,
+            FormatChoice::Auto if self.accepts_avif => OutputFormat::Avif,
             FormatChoice::Auto => OutputFormat::Jpeg,
         }
     }

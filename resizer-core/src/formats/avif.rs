@@ -7,9 +7,15 @@ use ravif::{Encoder, Img, RGB8, RGBA8};
 
 use crate::Error;
 
-/// rav1e's speed, 1 (slowest, smallest) to 10. Measured on the six corpus photos at 100x100
-/// and q80 (sandboxed): see the README's format table.
+/// rav1e's speed, 1 (slowest, smallest) to 10, for thumbnails up to [`SMALL_PIXELS`]; larger
+/// ones use 10. Measured natively on a 400x267 photo thumbnail at q80: speed 8 takes 509 ms
+/// for 18.4 KB, speed 10 141 ms for 21.8 KB; at 100x67 both take 40–60 ms, a fixed cost of
+/// rav1e's, for 3.3 and 4.0 KB. The sandbox adds about half again.
 pub const SPEED: u8 = 8;
+pub const SMALL_PIXELS: u64 = 100_000;
+/// Larger AVIF outputs are refused: at about 2 µs a pixel even at speed 10 in the sandbox,
+/// they would run into the deadline.
+pub const MAX_PIXELS: u64 = 2_000_000;
 
 /// Encodes at `quality` (1–100, as ravif's and libavif's scale). Alpha is kept, with its own
 /// quality equal to the colour's.
@@ -17,9 +23,19 @@ pub fn encode(img: DynamicImage, quality: u8) -> Result<Vec<u8>, Error> {
     let encoder = Encoder::new()
         .with_quality(quality as f32)
         .with_alpha_quality(quality as f32)
-        .with_speed(SPEED)
+        .with_speed(if img.width() as u64 * img.height() as u64 <= SMALL_PIXELS {
+            SPEED
+        } else {
+            10
+        })
         .with_num_threads(Some(1));
     let (w, h) = (img.width() as usize, img.height() as usize);
+    if (w * h) as u64 > MAX_PIXELS {
+        return Err(Error::InvalidOptions(format!(
+            "avif output is limited to {MAX_PIXELS} pixels and this thumbnail is {w}x{h}: the \
+             encoder is too slow for more; use webp or jpeg, or a smaller box"
+        )));
+    }
     let encoded = if img.color().has_alpha() {
         let rgba = img.into_rgba8();
         let pixels: Vec<RGBA8> = rgba
