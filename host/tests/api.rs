@@ -88,8 +88,9 @@ async fn every_input_mode_gives_a_downloadable_thumbnail() {
 
     for (job, fmt, ctype, size) in [
         (&raw, image::ImageFormat::Jpeg, "image/jpeg", (80, 53)),
-        // Width alone: the (square) photo's height follows, whatever the fit.
-        (&multipart, image::ImageFormat::Png, "image/png", (50, 50)),
+        // Width alone: the (square) photo's height follows, whatever the fit; the default
+        // format (auto) is JPEG for an opaque image and a client that names no other.
+        (&multipart, image::ImageFormat::Jpeg, "image/jpeg", (50, 50)),
         (&json_job, image::ImageFormat::WebP, "image/webp", (120, 80)),
     ] {
         let id = job["id"].as_str().unwrap();
@@ -552,7 +553,7 @@ async fn failed_jobs_say_why() {
     // And with the image when it works.
     let resp = submit_raw(&c, &s, "/v1/thumbnail?width=40", photo_bytes).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
     assert!(
         resp.headers()["content-location"]
             .to_str()
@@ -942,7 +943,8 @@ async fn the_corpus_over_http_never_gives_a_5xx() {
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
         let ok = match (expected, status) {
-            ("thumbnail" | "either", 200) => ctype == "image/png",
+            // auto: JPEG, or PNG for images with alpha.
+            ("thumbnail" | "either", 200) => ctype == "image/jpeg" || ctype == "image/png",
             ("reject" | "either", 415 | 422) => ctype == "application/problem+json",
             _ => false,
         };

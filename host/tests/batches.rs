@@ -100,8 +100,9 @@ async fn a_batch_reports_progress_and_zips_its_thumbnails() {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.to_vec())).unwrap();
     let mut entries: Vec<String> = zip.file_names().map(|n| n.unwrap().to_string()).collect();
     entries.sort();
-    assert_eq!(entries, ["001-wide.png", "004-tall.png", "batch.json"]);
-    for (entry, size) in [("001-wide.png", (50, 25)), ("004-tall.png", (25, 50))] {
+    // The default format, auto, is JPEG for these opaque images in a batch.
+    assert_eq!(entries, ["001-wide.jpeg", "004-tall.jpeg", "batch.json"]);
+    for (entry, size) in [("001-wide.jpeg", (50, 25)), ("004-tall.jpeg", (25, 50))] {
         let mut data = Vec::new();
         zip.by_name(entry).unwrap().read_to_end(&mut data).unwrap();
         let img = image::load_from_memory(&data).unwrap();

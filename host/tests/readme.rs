@@ -1,6 +1,6 @@
 //! README.md's curl examples, run as written against a live server: every ```sh block that
-//! follows a `<!-- run -->` marker runs in bash with `B` set to the server, `photo.jpg` and
-//! `in.png` in the working directory, and `curl` failing on any HTTP error.
+//! follows a `<!-- run -->` marker runs in bash with `B` set to the server, `photo.jpg`,
+//! `in.png` and `anim.gif` in the working directory, and `curl` failing on any HTTP error.
 
 mod common;
 
@@ -37,6 +37,11 @@ async fn the_readme_examples_run_as_written() {
     )
     .unwrap();
     std::fs::write(work.path().join("in.png"), common::small_png()).unwrap();
+    std::fs::copy(
+        common::corpus_dir().join("formats/gif/anim/border_touching_layers.gif"),
+        work.path().join("anim.gif"),
+    )
+    .unwrap();
     for block in &blocks {
         let script =
             format!("set -euo pipefail\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{block}");
@@ -61,9 +66,9 @@ async fn the_readme_examples_run_as_written() {
         );
     }
     // What the examples wrote is what they say they write.
-    let thumb = image::open(work.path().join("thumb.png")).unwrap();
+    let thumb = image::open(work.path().join("thumb.jpg")).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (100, 67));
-    let out = image::open(work.path().join("out.png")).unwrap();
+    let out = image::open(work.path().join("out.jpg")).unwrap();
     assert_eq!((out.width(), out.height()), (64, 48));
     let zip = std::fs::File::open(work.path().join("thumbs.zip")).unwrap();
     assert!(zip::ZipArchive::new(zip).unwrap().len() >= 2);

@@ -63,7 +63,7 @@ async fn an_allowed_url_is_fetched_and_thumbnailed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
     let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!((img.width(), img.height()), (50, 33));
     // A replay uses the stored source; the origin is not asked again.

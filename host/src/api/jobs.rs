@@ -241,7 +241,9 @@ impl Caching {
 }
 
 /// A thumbnail with its type and caching headers (304 for a matching `If-None-Match`).
-fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching) -> Response {
+/// `answered` is true where the request made the job, so its `Accept` chose an `auto`
+/// format; a job's own thumbnail is the same whatever the download's `Accept`.
+fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching, answered: bool) -> Response {
     let etag = format!("\"{}\"", job.result_hash.as_deref().unwrap_or_default());
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -260,7 +262,7 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching)
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    caching.apply(h, job.options.format == FormatChoice::Auto);
+    caching.apply(h, answered && job.options.format == FormatChoice::Auto);
     response
 }
 
@@ -292,7 +294,7 @@ async fn thumbnail(
                 .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
             // A job's thumbnail never changes; it only disappears when the job goes.
             let caching = Caching::for_owner(&state, &owner, true);
-            Ok(image_response(&job, data, &headers, caching))
+            Ok(image_response(&job, data, &headers, caching, false))
         }
         (JobStatus::Queued | JobStatus::Running, _) => Err(ApiError::NotReady {
             detail: format!("job {id} is {}; poll /v1/jobs/{id}?wait=30", job.status.as_str()),
@@ -408,7 +410,7 @@ async fn run_and_wait(
             job,
             result: Some(data),
         }) => {
-            let mut response = image_response(&job, data, headers, caching);
+            let mut response = image_response(&job, data, headers, caching, true);
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
                 response.headers_mut().insert(header::CONTENT_LOCATION, v);
             }

@@ -98,10 +98,14 @@ pub enum FormatChoice {
 }
 
 impl FormatChoice {
+    /// What a request may ask for: every output format but `gif`, which only animations
+    /// (`animated=true`) become.
     pub fn parse(text: &str) -> Option<FormatChoice> {
         match text {
             "auto" => Some(FormatChoice::Auto),
-            other => OutputFormat::parse(other).map(FormatChoice::from),
+            other => OutputFormat::parse(other)
+                .filter(|f| *f != OutputFormat::Gif)
+                .map(FormatChoice::from),
         }
     }
 }

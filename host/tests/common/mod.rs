@@ -85,9 +85,9 @@ pub fn sandbox_with(deadline: Duration, max_memory_bytes: u64) -> Sandbox {
     .unwrap()
 }
 
-/// `wasm` as a WIT 1.0 build of it would be: the `crops` interface (added in 1.1) dropped
+/// `wasm` as a WIT 1.0 build of it would be: the `thumbnails` interface (added in 1.1) dropped
 /// from the top-level exports and `resizer@1.1.0` renamed to `resizer@1.0.0`, whose types are
-/// the same. Everything else is copied byte for byte. The `crops` export comes last, so
+/// the same. Everything else is copied byte for byte. The `thumbnails` export comes last, so
 /// dropping it shifts no index anything refers to.
 pub fn as_wit_1_0(wasm: &[u8]) -> Vec<u8> {
     use wasm_encoder::{ComponentExportKind as K, ComponentTypeRef as T, RawSection};
@@ -109,7 +109,7 @@ pub fn as_wit_1_0(wasm: &[u8]) -> Vec<u8> {
                 let mut exports = wasm_encoder::ComponentExportSection::new();
                 for e in reader {
                     let e = e.unwrap();
-                    if e.name.0.starts_with("edgethumb:resizer/crops@") {
+                    if e.name.0.starts_with("edgethumb:resizer/thumbnails@") {
                         continue;
                     }
                     let kind = match e.kind {

@@ -12,7 +12,7 @@ use crate::Error;
 /// for 18.4 KB, speed 10 141 ms for 21.8 KB; at 100x67 both take 40–60 ms, a fixed cost of
 /// rav1e's, for 3.3 and 4.0 KB. The sandbox adds about half again.
 pub const SPEED: u8 = 8;
-pub const SMALL_PIXELS: u64 = 100_000;
+pub const SMALL_PIXELS: u64 = 200_000;
 /// Larger AVIF outputs are refused: at about 2 µs a pixel even at speed 10 in the sandbox,
 /// they would run into the deadline.
 pub const MAX_PIXELS: u64 = 2_000_000;
