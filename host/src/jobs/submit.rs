@@ -121,30 +121,16 @@ impl Jobs {
             Some(d) => d.clone(),
             None => self.components.active().digest().to_string(),
         };
-        let mut url_cache_key = None;
-        // What a URL serves can change, so URL jobs are never deduplicated by their URL alone:
-        // they go through the URL result cache, with its TTL and revalidation.
-        let cached = match &source {
-            NewSource::Upload { hash, .. } | NewSource::Stored { hash, .. } => {
-                let key = dedup_key(hash, &options, &digest);
-                let copy = self
-                    .store
-                    .insert_copy(id, owner.as_deref(), &key, callback_url.as_deref());
-                let hit = copy
-                    .await?
-                    .inspect(|_| metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1));
-                hit.map_or(Cached::Miss, |job| Cached::Hit(Box::new(job)))
-            }
-            NewSource::Url(url) if !self.config.url_cache_ttl.is_zero() => {
-                let key = url_key(url, &options, &digest);
-                let cached = self
-                    .url_cache(id, owner.as_deref(), url, &key, callback_url.as_deref())
-                    .await?;
-                url_cache_key = Some(key);
-                cached
-            }
-            _ => Cached::Miss,
-        };
+        let (cached, url_cache_key) = self
+            .stored_answer(
+                id,
+                owner.as_deref(),
+                &source,
+                &options,
+                &digest,
+                callback_url.as_deref(),
+            )
+            .await?;
         let (hit, source) = match cached {
             Cached::Hit(job) => (Some(*job), source),
             Cached::Changed(fetched) => (None, fetched),
@@ -242,6 +228,37 @@ impl Jobs {
 }
 
 impl Jobs {
+    /// A finished job that answers this submission: an equal one (dedup) for a stored source,
+    /// or the URL result cache's for a URL, with the key the new job is filed under there.
+    async fn stored_answer(
+        &self,
+        id: Uuid,
+        owner: Option<&str>,
+        source: &NewSource,
+        options: &JobOptions,
+        digest: &str,
+        callback_url: Option<&str>,
+    ) -> Result<(Cached, Option<String>), JobsError> {
+        // What a URL serves can change, so URL jobs are never deduplicated by their URL alone:
+        // they go through the URL result cache, with its TTL and revalidation.
+        Ok(match source {
+            NewSource::Upload { hash, .. } | NewSource::Stored { hash, .. } => {
+                let key = dedup_key(hash, options, digest);
+                let hit = self.store.insert_copy(id, owner, &key, callback_url).await?;
+                if hit.is_some() {
+                    metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1);
+                }
+                (hit.map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))), None)
+            }
+            NewSource::Url(url) if !self.config.url_cache_ttl.is_zero() => {
+                let key = url_key(url, options, digest);
+                let cached = self.url_cache(id, owner, url, &key, callback_url).await?;
+                (cached, Some(key))
+            }
+            _ => (Cached::Miss, None),
+        })
+    }
+
     /// The URL result cache: a stored result of the same URL, options and owner whose source
     /// was fetched within the TTL answers without contacting the origin. An older one is
     /// revalidated with the origin's validators: a 304 renews it; a new version comes back
