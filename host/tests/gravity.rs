@@ -1,5 +1,5 @@
 //! Gravity end to end (issue 16): every value places the `cover` crop where it says, `smart`
-//! finds an off-centre subject, and a WIT 1.0 component (no `crops` interface) still runs,
+//! finds an off-centre subject, and a WIT 1.0 component (no `thumbnails` interface) still runs,
 //! with its crops centred.
 
 mod common;

@@ -359,7 +359,6 @@ pub enum Format {
     Jpeg,
     Webp,
     Avif,
-    Gif,
     Auto,
 }
 

@@ -59,13 +59,20 @@ pub fn url_key(url: &str, options: &JobOptions, component: &str) -> String {
     dedup_key(&format!("url:{url}"), options, component)
 }
 
-/// What the URL result cache makes of a URL submission.
+/// What the stored results make of a submission.
 enum Cached {
     /// A stored result answers it.
     Hit(Box<Job>),
     /// The origin served a new version while being revalidated: the job needs no fetch.
     Changed(NewSource),
     Miss,
+}
+
+impl Cached {
+    /// A copy of a stored job, if the store could make one.
+    fn copied(job: Option<Job>) -> Cached {
+        job.map_or(Cached::Miss, |job| Cached::Hit(Box::new(job)))
+    }
 }
 
 impl Jobs {
@@ -131,17 +138,19 @@ impl Jobs {
                 callback_url.as_deref(),
             )
             .await?;
-        let (hit, source) = match cached {
-            Cached::Hit(job) => (Some(*job), source),
-            Cached::Changed(fetched) => (None, fetched),
-            Cached::Miss => (None, source),
+        let source = match cached {
+            Cached::Hit(job) => {
+                tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from a stored result");
+                metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
+                let _ = self.finished.send(job.id);
+                return Ok(Submitted {
+                    job: *job,
+                    waiter: None,
+                });
+            }
+            Cached::Changed(fetched) => fetched,
+            Cached::Miss => source,
         };
-        if let Some(job) = hit {
-            tracing::info!(job_id = %job.id, from = ?job.deduplicated_from, "answered from a stored result");
-            metrics::counter!(crate::telemetry::JOBS_SUBMITTED).increment(1);
-            let _ = self.finished.send(job.id);
-            return Ok(Submitted { job, waiter: None });
-        }
         let queued = self.store.count_queued().await?;
         if queued >= self.config.max_queue {
             return Err(JobsError::QueueFull(queued));
@@ -248,7 +257,7 @@ impl Jobs {
                 if hit.is_some() {
                     metrics::counter!(crate::telemetry::DEDUP_HITS).increment(1);
                 }
-                (hit.map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))), None)
+                (Cached::copied(hit), None)
             }
             NewSource::Url(url) if !self.config.url_cache_ttl.is_zero() => {
                 let key = url_key(url, options, digest);
@@ -279,9 +288,7 @@ impl Jobs {
         let copy = |fetched_at| self.store.copy(id, owner, stored.id, callback_url, fetched_at);
         if age < self.config.url_cache_ttl {
             metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "fresh").increment(1);
-            return Ok(copy(None)
-                .await?
-                .map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))));
+            return Ok(Cached::copied(copy(None).await?));
         }
         let since = Validators {
             etag: stored.etag.clone(),
@@ -293,9 +300,7 @@ impl Jobs {
         match self.config.fetch.fetch_image_if(url, &since).await {
             Ok(Revalidated::NotModified) => {
                 metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "revalidated").increment(1);
-                Ok(copy(Some(now_ms()))
-                    .await?
-                    .map_or(Cached::Miss, |job| Cached::Hit(Box::new(job))))
+                Ok(Cached::copied(copy(Some(now_ms())).await?))
             }
             Ok(Revalidated::Changed(fetched)) => {
                 metrics::counter!(crate::telemetry::URL_CACHE, "outcome" => "changed").increment(1);

@@ -64,7 +64,7 @@ fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
 }
 
 /// The canary set: the common formats, with alpha and without, every fit mode and every
-/// output format, and a smart crop (through `crops` on a WIT 1.1 component, through the
+/// output format, and a smart crop (through `thumbnails` on a WIT 1.1 component, through the
 /// centred `thumbnail` on a 1.0 one), each small enough that a healthy component does them
 /// all in milliseconds.
 fn canaries() -> Vec<Canary> {

@@ -227,11 +227,14 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get("id")?;
-        Ok(Uuid::parse_str(&id).ok().map(|id| UrlResult {
+        let Ok(id) = Uuid::parse_str(&id) else {
+            return Ok(None);
+        };
+        Ok(Some(UrlResult {
             id,
-            fetched_at: row.try_get("fetched_at").unwrap_or_default(),
-            etag: row.try_get("origin_etag").unwrap_or_default(),
-            last_modified: row.try_get("origin_last_modified").unwrap_or_default(),
+            fetched_at: row.try_get("fetched_at")?,
+            etag: row.try_get("origin_etag")?,
+            last_modified: row.try_get("origin_last_modified")?,
         }))
     }
 
