@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingRequest, Scheme};
 
+use resizer_core::codes::Code;
+
 use crate::MAX_BODY_BYTES;
 use crate::reply::Reply;
 
@@ -20,7 +22,7 @@ const MAX_URL_BYTES: usize = 4096;
 
 /// GETs `url` and returns the body.
 pub fn get(url: &str) -> Result<Vec<u8>, Reply> {
-    let refused = |detail: String| Reply::problem(422, "source_refused", detail);
+    let refused = |detail: String| Reply::problem(Code::SourceRefused, detail);
     if url.len() > MAX_URL_BYTES {
         return Err(refused(format!(
             "the URL is {} bytes long; the limit is {MAX_URL_BYTES}",
@@ -61,7 +63,7 @@ pub fn get(url: &str) -> Result<Vec<u8>, Reply> {
 }
 
 fn send(scheme: Scheme, authority: &str, path: &str) -> Result<Vec<u8>, Reply> {
-    let failed = |detail: String| Reply::problem(502, "source_unreachable", detail);
+    let failed = |detail: String| Reply::problem(Code::SourceUnreachable, detail);
     let request = OutgoingRequest::new(Fields::new());
     let set = request
         .set_method(&Method::Get)
@@ -89,8 +91,7 @@ fn send(scheme: Scheme, authority: &str, path: &str) -> Result<Vec<u8>, Reply> {
     let status = response.status();
     if !(200..300).contains(&status) {
         return Err(Reply::problem(
-            422,
-            "source_http_status",
+            Code::SourceHttpStatus,
             format!("the source answered HTTP {status}"),
         ));
     }
@@ -107,8 +108,7 @@ fn send(scheme: Scheme, authority: &str, path: &str) -> Result<Vec<u8>, Reply> {
         .map_err(|e| failed(format!("reading the source failed: {e}")))?;
     if image.len() as u64 > MAX_BODY_BYTES {
         return Err(Reply::problem(
-            422,
-            "source_too_large",
+            Code::SourceTooLarge,
             format!("the source is larger than the limit of {MAX_BODY_BYTES} bytes"),
         ));
     }

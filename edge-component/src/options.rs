@@ -1,15 +1,15 @@
-//! The query string: the host's options and ranges (width and height 1–4096, default 100;
-//! fit; format; quality 1–100), unknown names refused by name as the host does.
+//! The query string, read by the one request vocabulary ([`resizer_core::request`]) that the
+//! host's API, its CLI and its batches use, so every option, default and error is theirs;
+//! unknown names are refused by name, as the host does.
 
-use resizer_core::{Fit, MAX_OUTPUT_SIDE, Options, OutputFormat};
+use resizer_core::codes::Code;
+use resizer_core::request::{OPTIONS, Raw, Request};
 
 use crate::reply::Reply;
 
-const OPTION_NAMES: [&str; 5] = ["width", "height", "fit", "format", "quality"];
-
-/// Options plus the route's own parameters (`url`).
+/// The request plus the route's own parameters (`url`).
 pub struct Parsed {
-    pub options: Options,
+    pub request: Request,
     extras: Vec<(String, String)>,
 }
 
@@ -24,62 +24,31 @@ impl Parsed {
 
 /// Parses `query`; `extras` are the other names the route takes.
 pub fn parse(query: &str, extras: &[&str]) -> Result<Parsed, Reply> {
-    let mut options = Options::default();
+    let mut raw = Raw::default();
     let mut taken = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let (name, value) = (name.into_owned(), value.into_owned());
-        match name.as_str() {
-            "width" => options.width = side("width", &value)?,
-            "height" => options.height = side("height", &value)?,
-            "fit" => {
-                options.fit = Fit::parse(value.trim())
-                    .ok_or_else(|| invalid(format!("fit must be contain, cover or fill, got {value:?}")))?
-            }
-            "format" => {
-                options.format = OutputFormat::parse(value.trim())
-                    .ok_or_else(|| invalid(format!("format must be png, jpeg or webp, got {value:?}")))?
-            }
-            "quality" => {
-                options.quality = value
-                    .trim()
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|q| (1..=100).contains(q))
-                    .ok_or_else(|| invalid(format!("quality must be from 1 to 100, got {value:?}")))?
-            }
-            other if extras.contains(&other) => taken.push((name, value)),
-            other => {
-                let allowed: Vec<&str> = OPTION_NAMES.iter().chain(extras).copied().collect();
-                return Err(Reply::problem(
-                    400,
-                    "bad_request",
-                    format!(
-                        "unknown query parameter {other:?}; this route takes {}",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
+        if extras.contains(&name.as_ref()) {
+            taken.push((name.into_owned(), value.into_owned()));
+        } else if !raw.set(&name, value.into_owned()) {
+            let allowed: Vec<&str> = OPTIONS
+                .iter()
+                .map(|d| d.name)
+                .chain(extras.iter().copied())
+                .collect();
+            return Err(Reply::problem(
+                Code::BadRequest,
+                format!(
+                    "unknown query parameter {name} for this route; it takes {}",
+                    allowed.join(", ")
+                ),
+            ));
         }
     }
+    let request = raw
+        .parse()
+        .map_err(|e| Reply::problem(Code::InvalidOptions, e.to_string()))?;
     Ok(Parsed {
-        options,
+        request,
         extras: taken,
     })
-}
-
-fn side(name: &str, value: &str) -> Result<u32, Reply> {
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=MAX_OUTPUT_SIDE).contains(n))
-        .ok_or_else(|| {
-            invalid(format!(
-                "{name} must be a whole number from 1 to {MAX_OUTPUT_SIDE}, got {value:?}"
-            ))
-        })
-}
-
-fn invalid(detail: String) -> Reply {
-    Reply::problem(422, "invalid_options", detail)
 }

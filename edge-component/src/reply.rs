@@ -2,7 +2,9 @@
 
 use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
-use resizer_core::{Error, Options};
+use resizer_core::codes::Code;
+use resizer_core::request::{Backend, Format, Negotiated};
+use resizer_core::{DEFAULT_MAX_PIXELS, Error, ImageInfo, Options, Thumbnail};
 
 /// A whole answer, built before anything is sent.
 pub struct Reply {
@@ -20,9 +22,10 @@ impl Reply {
         }
     }
 
-    /// A problem document with the host's `type` URIs and codes.
-    pub fn problem(status: u16, code: &str, detail: impl Into<String>) -> Reply {
+    /// A problem document with the host's `type` URIs, codes and statuses.
+    pub fn problem(code: Code, detail: impl Into<String>) -> Reply {
         let detail: String = detail.into();
+        let status = code.status();
         let body = format!(
             r#"{{"type":"https://edgethumb.dev/problems/{code}","title":{title},"status":{status},"detail":{detail},"code":"{code}"}}"#,
             title = json_string(title(status)),
@@ -35,18 +38,33 @@ impl Reply {
         }
     }
 
-    /// Thumbnails `image`; its ETag is a hash of the output, so a CDN can revalidate.
-    pub fn thumbnail(image: &[u8], options: &Options, cache_control: &str) -> Reply {
-        match resizer_core::thumbnail(image, options) {
-            Ok(t) => Reply {
-                status: 200,
-                headers: vec![
+    /// Makes the thumbnail `options` ask for, as the host does (the same choices, so the same
+    /// bytes); its ETag is a hash of the output, so a CDN can revalidate. An answer whose
+    /// format followed `Accept` (`format=auto`) varies by it.
+    pub fn thumbnail(image: &[u8], options: &Negotiated, cache_control: &str) -> Reply {
+        let made = resizer_core::request::make(
+            &InProcess,
+            image,
+            &options.request,
+            options.accepts,
+            DEFAULT_MAX_PIXELS,
+        );
+        match made {
+            Ok((t, ())) => {
+                let mut headers = vec![
                     ("content-type", t.format.mime_type().into()),
                     ("cache-control", cache_control.into()),
                     ("etag", format!("\"{:016x}\"", fnv1a(&t.data))),
-                ],
-                body: t.data,
-            },
+                ];
+                if options.request.format == Format::Auto {
+                    headers.push(("vary", "Accept".into()));
+                }
+                Reply {
+                    status: 200,
+                    headers,
+                    body: t.data,
+                }
+            }
             Err(e) => Reply::image_error(&e),
         }
     }
@@ -81,12 +99,7 @@ impl Reply {
     }
 
     pub fn image_error(e: &Error) -> Reply {
-        let status = match e {
-            Error::UnsupportedFormat(_) => 415,
-            Error::Internal(_) => 500,
-            _ => 422,
-        };
-        Reply::problem(status, e.code(), e.to_string())
+        Reply::problem(e.code(), e.to_string())
     }
 
     /// Sends the answer through the handler's outparam.
@@ -115,15 +128,37 @@ impl Reply {
     }
 }
 
+/// resizer-core in this component's own instance: the platform's limits are its sandbox.
+struct InProcess;
+
+impl Backend for InProcess {
+    type Error = Error;
+    type Stats = ();
+
+    fn probe(&self, image: &[u8]) -> Result<ImageInfo, Error> {
+        resizer_core::probe(image)
+    }
+
+    fn thumbnail(&self, image: &[u8], options: &Options) -> Result<(Thumbnail, ()), Error> {
+        resizer_core::thumbnail(image, options).map(|t| (t, ()))
+    }
+}
+
 fn title(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Internal Server Error",
     }

@@ -455,7 +455,7 @@ async fn every_error_status_has_a_problem_body() {
         "width=5000",
         "height=abc",
         "fit=squash",
-        "format=gif",
+        "format=tiff",
         "quality=0",
     ] {
         let p = expect_problem(

@@ -5,73 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::edge::{Serve, wasmtime_serve};
 use common::origin::Origin;
 use common::server::get_json;
 use common::*;
 use resizer_core::{Options, OutputFormat};
 use serde_json::Value;
-
-/// A running `wasmtime serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-    /// Spawn to listening.
-    started_in: Duration,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wasmtime() -> PathBuf {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/wasmtime-cli.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running scripts/wasmtime-cli.sh");
-    assert!(out.status.success(), "scripts/wasmtime-cli.sh failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// `wasmtime serve -S cli` (Rust std's wasi:cli imports) with the edge component, allowed to
-/// fetch from 127.0.0.1 only.
-fn serve() -> Serve {
-    let started = Instant::now();
-    let mut child = Command::new(wasmtime())
-        .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
-        .args(["--env", "EDGETHUMB_FETCH_ALLOW=127.0.0.1"])
-        .arg(env!("EDGETHUMB_EDGE_WASM"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting wasmtime serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("Serving HTTP on ") {
-                let _ = tx.send(url.trim_end_matches('/').to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("wasmtime serve never said where it listens");
-    Serve {
-        child,
-        url,
-        started_in: started.elapsed(),
-    }
-}
 
 fn host_thumbnail(image: &[u8], options: &Options) -> Vec<u8> {
     builtin().thumbnail(image, options).unwrap().0.data
@@ -97,7 +38,7 @@ async fn problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_edge_component_serves_thumbnails_under_wasmtime_serve() {
-    let s = tokio::task::spawn_blocking(serve).await.unwrap();
+    let s = tokio::task::spawn_blocking(wasmtime_serve).await.unwrap();
     let c = reqwest::Client::new();
     let first = Instant::now();
     let health: Value = get_json(&c, format!("{}/healthz", s.url)).await;

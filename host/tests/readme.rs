@@ -74,3 +74,36 @@ async fn the_readme_examples_run_as_written() {
     assert!(zip::ZipArchive::new(zip).unwrap().len() >= 2);
     s.stop().await;
 }
+
+/// The README's set-up and test commands are what CI runs, so a fresh machine that follows
+/// the README has everything the tests need (Chromium included).
+#[test]
+fn ci_runs_the_readme_set_up_and_test_commands() {
+    let readme = include_str!("../../README.md");
+    let ci = include_str!("../../.ci/run");
+    let ci_lines: Vec<&str> = ci.lines().map(str::trim).collect();
+    for command in [
+        "scripts/setup.sh",
+        "pip install -r scripts/requirements.txt && cargo test --workspace --locked",
+    ] {
+        assert!(
+            readme.contains(&format!("```sh\n{command}\n```")),
+            "README.md gives `{command}` as a command"
+        );
+        assert!(
+            ci_lines.contains(&command),
+            ".ci/run runs `{command}` as the README gives it"
+        );
+    }
+    let setup = include_str!("../../scripts/setup.sh");
+    for needed in [
+        "chromium",
+        "wasi-libc",
+        "clang-14",
+        "npm ci --prefix scripts/jco",
+        "npm ci --prefix scripts/browser",
+        "scripts/wasmtime-cli.sh",
+    ] {
+        assert!(setup.contains(needed), "scripts/setup.sh installs {needed}");
+    }
+}

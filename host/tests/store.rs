@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use edgethumb::codes::Code;
 use edgethumb::digest::sha256_hex;
-use edgethumb::store::{Deleted, JobOptions, JobStatus, Made, NewJob, NewSource, Outcome, Store};
+use edgethumb::store::{Deleted, JobStatus, Made, NewJob, NewSource, Outcome, Store};
+use resizer_core::request::Negotiated as JobOptions;
 use uuid::Uuid;
 
 /// The store of the running test's backend, and the temp dir that holds SQLite's files.

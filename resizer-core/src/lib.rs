@@ -7,17 +7,21 @@
 //! Layout:
 //! - [`header`]: format sniffing and header-only facts (frame counts) without decoding pixels.
 //! - [`pipeline`]: decode with a pixel limit checked first, orient, resize, encode.
+//! - [`request`]: the thumbnail request every front end takes: options, parsing, `Accept`,
+//!   and making it against a source.
 //! - [`resize`]: an integer box pre-shrink where the reduction is large, then Lanczos3.
 //!
 //! Hostile input is the normal case here: every function returns [`Error`] instead of
 //! panicking, and the pixel limit is checked against the header before a pixel buffer exists.
 
 pub mod animation;
+pub mod codes;
 pub mod colour;
 pub mod formats;
 pub mod gravity;
 pub mod header;
 pub mod pipeline;
+pub mod request;
 pub mod resize;
 pub mod sizing;
 pub mod smartcrop;
@@ -245,15 +249,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable code clients see for this error; the host's `Code` enum has the same
-    /// strings (a host test checks that), and the edge component answers with these.
-    pub fn code(&self) -> &'static str {
+    /// The stable code clients see for this error, on the host and at the edge.
+    pub fn code(&self) -> codes::Code {
+        use codes::Code;
         match self {
-            Error::UnsupportedFormat(_) => "unsupported_format",
-            Error::MalformedImage(_) => "malformed_image",
-            Error::TooLarge { .. } => "image_too_large",
-            Error::InvalidOptions(_) => "invalid_options",
-            Error::Internal(_) => "component_internal_error",
+            Error::UnsupportedFormat(_) => Code::UnsupportedFormat,
+            Error::MalformedImage(_) => Code::MalformedImage,
+            Error::TooLarge { .. } => Code::ImageTooLarge,
+            Error::InvalidOptions(_) => Code::InvalidOptions,
+            Error::Internal(_) => Code::ComponentInternalError,
         }
     }
 }

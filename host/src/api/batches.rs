@@ -7,18 +7,21 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::input::{ApiQuery, OptionParams};
+use super::input::{ApiQuery, CallbackParams};
+use super::options::{self, OptionParams};
 use super::{AppState, Owner};
 use crate::jobs::Submission;
 use crate::jobs::batch::BatchItem;
 use crate::jobs::view::JobView;
 use crate::store::{Batch, JobStatus, Member};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 
 mod archive;
 mod form;
@@ -30,59 +33,60 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(archive::archive))
 }
 
-/// A batch of URLs as JSON; the options apply to every image.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JsonBatch {
-    /// The images' http(s) URLs.
-    #[schema(min_items = 1, max_items = 100)]
-    pub urls: Vec<String>,
-    #[schema(max_length = 4096)]
-    pub callback_url: Option<String>,
-    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub width: Option<serde_json::Value>,
-    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub height: Option<serde_json::Value>,
-    #[schema(value_type = Option<super::input::Fit>)]
-    pub fit: Option<String>,
-    #[schema(value_type = Option<super::input::Format>)]
-    pub format: Option<String>,
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
-    pub quality: Option<serde_json::Value>,
-    #[schema(value_type = Option<bool>)]
-    pub enlarge: Option<serde_json::Value>,
-    #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
-    pub dpr: Option<serde_json::Value>,
-    #[schema(example = "smart")]
-    pub gravity: Option<String>,
-    #[schema(value_type = Option<bool>)]
-    pub animated: Option<serde_json::Value>,
+/// A batch of URLs as JSON: `urls`, `callback_url`, and the options as fields, which apply
+/// to every image.
+pub struct JsonBatch;
+
+impl utoipa::PartialSchema for JsonBatch {
+    fn schema() -> RefOr<Schema> {
+        let url = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(4096))
+        };
+        let fields = ObjectBuilder::new()
+            .property(
+                "urls",
+                ArrayBuilder::new()
+                    .items(url())
+                    .min_items(Some(1))
+                    .max_items(Some(100))
+                    .description(Some("The images' http(s) URLs.")),
+            )
+            .required("urls")
+            .property("callback_url", url());
+        options::body_schema("A list of image URLs and the options for all of them.", fields)
+    }
 }
+
+impl utoipa::ToSchema for JsonBatch {}
 
 /// A batch upload (`multipart/form-data`): any number of `file` parts and the options as
 /// fields, which apply to every image.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documents the form; `form::read` reads it part by part
-pub struct BatchForm {
-    /// The images (each part with a file name is one image).
-    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 100)]
-    file: Vec<Vec<u8>>,
-    #[schema(max_length = 4096)]
-    callback_url: Option<String>,
-    #[schema(minimum = 0, maximum = 4096)]
-    width: Option<u32>,
-    #[schema(minimum = 0, maximum = 4096)]
-    height: Option<u32>,
-    fit: Option<super::input::Fit>,
-    format: Option<super::input::Format>,
-    #[schema(minimum = 1, maximum = 100)]
-    quality: Option<u8>,
-    enlarge: Option<bool>,
-    #[schema(minimum = 1, maximum = 4)]
-    dpr: Option<f32>,
-    gravity: Option<String>,
-    animated: Option<bool>,
+pub struct BatchForm;
+
+impl utoipa::PartialSchema for BatchForm {
+    fn schema() -> RefOr<Schema> {
+        let fields = ObjectBuilder::new()
+            .property(
+                "file",
+                ArrayBuilder::new()
+                    .items(options::binary("An image."))
+                    .min_items(Some(1))
+                    .max_items(Some(100))
+                    .description(Some("The images (each part with a file name is one image).")),
+            )
+            .property(
+                "callback_url",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(4096)),
+            );
+        options::body_schema("The images and the options for all of them.", fields)
+    }
 }
+
+impl utoipa::ToSchema for BatchForm {}
 
 /// A batch's progress and its jobs, in the order they were sent.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -159,7 +163,7 @@ impl From<Batch> for BatchView {
 }
 
 /// Submit many images at once; 202 with the batch and its `Location`.
-#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(OptionParams),
+#[utoipa::path(post, path = "/v1/batches", tag = "batches", params(OptionParams, CallbackParams),
     request_body(description = "Several images as a form upload, or JSON with a list of URLs",
         content((BatchForm = "multipart/form-data"), (JsonBatch = "application/json"))),
     responses(
@@ -174,11 +178,13 @@ impl From<Batch> for BatchView {
 async fn create(
     State(state): State<AppState>,
     owner: Owner,
-    ApiQuery(query): ApiQuery<OptionParams>,
+    query: OptionParams,
+    ApiQuery(callback): ApiQuery<CallbackParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let config = state.jobs.config.clone();
-    let items = state.in_upload_turn(form::read(req, query, &config)).await??;
+    let read = form::read(req, query, callback.callback_url, &config);
+    let items = state.in_upload_turn(read).await??;
     let items = items
         .into_iter()
         .map(|(name, source, options, callback_url)| BatchItem {

@@ -136,32 +136,9 @@ pub struct Problem<'a> {
 }
 
 impl ApiError {
+    /// The status, which the code decides ([`Code::status`]), as at the edge.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::AdminDisabled | ApiError::InvalidSignature(_) => StatusCode::FORBIDDEN,
-            ApiError::ComponentInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ComponentNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::ComponentConflict(_) => StatusCode::CONFLICT,
-            ApiError::JobNotFound(_) | ApiError::BatchNotFound(_) | ApiError::NoRoute(_) => {
-                StatusCode::NOT_FOUND
-            }
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NotReady { .. } | ApiError::Running(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidOptions(_) | ApiError::InvalidUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::JobFailed {
-                code: Code::UnsupportedFormat,
-                ..
-            } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::JobFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) | ApiError::TooManyWebhooks(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ShuttingDown | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        }
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
     }
 
     pub fn code(&self) -> Code {

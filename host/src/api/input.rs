@@ -8,13 +8,15 @@ use axum::extract::{FromRequest, FromRequestParts, Multipart, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
-use resizer_core::MAX_OUTPUT_SIDE;
+use resizer_core::request::{Accepts, Negotiated, Raw};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use crate::store::{FormatChoice, JobOptions};
+use super::options::{self, OptionParams};
 
 /// A query string read into `T`, refused with a problem+json 400 that says what is wrong
 /// (axum's own `Query` answers in plain text). Unknown parameters never get this far: the
@@ -39,42 +41,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Options as text, from the query string or form fields; all optional. Unknown query
-/// parameters are refused by the `params` middleware, from the document, per route.
+/// The query parameter of the submitting routes beside the options.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct OptionParams {
-    /// Box width, 1 to 4096; 0 or missing: from the aspect ratio (neither side: 100x100).
-    #[param(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub width: Option<String>,
-    /// Box height, 1 to 4096; 0 or missing: from the aspect ratio.
-    #[param(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub height: Option<String>,
-    /// contain (default), cover or fill.
-    #[param(value_type = Option<Fit>)]
-    pub fit: Option<String>,
-    /// auto (default): WebP where `Accept` allows it (or else AVIF), else JPEG, or PNG for
-    /// images with alpha; or png, jpeg, webp, avif (boxes up to 2 megapixels).
-    #[param(value_type = Option<Format>)]
-    pub format: Option<String>,
-    /// JPEG and WebP quality, 1 to 100 (default 80).
-    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
-    pub quality: Option<String>,
-    /// Scale a source smaller than the box up to it (default false: it keeps its size).
-    #[param(value_type = Option<bool>)]
-    pub enlarge: Option<String>,
-    /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
-    #[param(value_type = Option<f32>, minimum = 1, maximum = 4)]
-    pub dpr: Option<String>,
-    /// Where a `cover` crop is taken: center (default), north, north-east, east, south-east,
-    /// south, south-west, west, north-west, smart (content-aware), or focus:x,y (fractions).
-    #[param(value_type = Option<String>, example = "smart")]
-    pub gravity: Option<String>,
-    /// Keep GIF and WebP animations: they become animated GIFs (default false: a still of
-    /// the first frame). Frames x pixels must stay under the pixel limit.
-    #[param(value_type = Option<bool>)]
-    pub animated: Option<String>,
-    /// Query only: an http(s) URL the finished job is POSTed to.
+pub struct CallbackParams {
+    /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
     #[param(max_length = 4096)]
     pub callback_url: Option<String>,
 }
@@ -106,261 +77,97 @@ pub enum OnError {
     Placeholder,
 }
 
-impl OptionParams {
-    pub(crate) fn set(&mut self, name: &str, value: String) -> bool {
-        let slot = match name {
-            "width" => &mut self.width,
-            "height" => &mut self.height,
-            "fit" => &mut self.fit,
-            "format" => &mut self.format,
-            "quality" => &mut self.quality,
-            "enlarge" => &mut self.enlarge,
-            "dpr" => &mut self.dpr,
-            "gravity" => &mut self.gravity,
-            "animated" => &mut self.animated,
-            _ => return false,
-        };
-        *slot = Some(value);
-        true
-    }
+/// JSON submission body: `image_base64` or `url`, `callback_url`, and the options as fields
+/// (numbers and booleans as JSON values or as text).
+pub struct JsonSubmission;
 
-    /// Fields given here win over `base`.
-    pub(crate) fn over(self, base: OptionParams) -> OptionParams {
-        OptionParams {
-            width: self.width.or(base.width),
-            height: self.height.or(base.height),
-            fit: self.fit.or(base.fit),
-            format: self.format.or(base.format),
-            quality: self.quality.or(base.quality),
-            enlarge: self.enlarge.or(base.enlarge),
-            dpr: self.dpr.or(base.dpr),
-            gravity: self.gravity.or(base.gravity),
-            animated: self.animated.or(base.animated),
-            ..base
-        }
-    }
-
-    /// Parses and range-checks, naming the offending field. `accept` is the request's
-    /// `Accept` header, which `format=auto` follows.
-    pub fn resolve(&self, accept: Option<&str>) -> Result<JobOptions, ApiError> {
-        let d = JobOptions::default();
-        let side = |name: &str, v: &Option<String>| -> Result<u32, ApiError> {
-            let Some(v) = v else { return Ok(0) };
-            match v.trim().parse::<u64>() {
-                Ok(n) if n <= MAX_OUTPUT_SIDE as u64 => Ok(n as u32),
-                _ => Err(ApiError::InvalidOptions(format!(
-                    "{name} must be a whole number from 0 (automatic) to {MAX_OUTPUT_SIDE}, got {v:?}"
-                ))),
-            }
+impl utoipa::PartialSchema for JsonSubmission {
+    fn schema() -> RefOr<Schema> {
+        let text = |max: usize, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(max))
+                .description(Some(description))
         };
-        let (width, height) = match (side("width", &self.width)?, side("height", &self.height)?) {
-            _ if self.width.is_none() && self.height.is_none() => (d.width, d.height),
-            (0, 0) => {
-                return Err(ApiError::InvalidOptions(
-                    "width and height cannot both be automatic (0): give one, or neither for the \
-                     default 100x100 box"
-                        .into(),
-                ));
-            }
-            sides => sides,
-        };
-        let enlarge = flag("enlarge", &self.enlarge, d.enlarge)?;
-        let animated = flag("animated", &self.animated, d.animated)?;
-        let dpr = match &self.dpr {
-            None => d.dpr,
-            Some(v) => match v.trim().parse::<f32>() {
-                Ok(x) if (1.0..=resizer_core::sizing::MAX_DPR).contains(&x) => x,
-                _ => {
-                    return Err(ApiError::InvalidOptions(format!(
-                        "dpr must be a number from 1 to {}, got {v:?}",
-                        resizer_core::sizing::MAX_DPR
-                    )));
-                }
-            },
-        };
-        let quality = match &self.quality {
-            None => d.quality,
-            Some(v) => match v.trim().parse::<u8>() {
-                Ok(q) if (1..=100).contains(&q) => q,
-                _ => {
-                    return Err(ApiError::InvalidOptions(format!(
-                        "quality must be from 1 to 100, got {v:?}"
-                    )));
-                }
-            },
-        };
-        let format = match &self.format {
-            None => d.format,
-            Some(v) => FormatChoice::parse(v.trim()).ok_or_else(|| {
-                ApiError::InvalidOptions(format!("format must be png, jpeg, webp, avif or auto, got {v:?}"))
-            })?,
-        };
-        let options = JobOptions {
-            width,
-            height,
-            fit: match &self.fit {
-                None => d.fit,
-                Some(v) => resizer_core::Fit::parse(v.trim()).ok_or_else(|| {
-                    ApiError::InvalidOptions(format!("fit must be contain, cover or fill, got {v:?}"))
-                })?,
-            },
-            format,
-            // Only `auto` follows Accept; elsewhere it must not split equal work (dedup keys).
-            accepts_webp: format == FormatChoice::Auto && accept.is_some_and(|a| accepts(a, "image/webp")),
-            accepts_avif: format == FormatChoice::Auto && accept.is_some_and(|a| accepts(a, "image/avif")),
-            quality,
-            enlarge,
-            dpr,
-            animated,
-            gravity: match &self.gravity {
-                None => d.gravity,
-                Some(v) => resizer_core::Gravity::parse(v).ok_or_else(|| {
-                    ApiError::InvalidOptions(format!(
-                        "gravity must be center, a compass point (north, north-east, ... north-west), \
-                         smart, or focus:x,y with x and y from 0 to 1, got {v:?}"
-                    ))
-                })?,
-            },
-        };
-        options
-            .sizing()
-            .validate()
-            .map_err(|e| ApiError::InvalidOptions(core_detail(e)))?;
-        Ok(options)
+        let base64 = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(4))
+            .pattern(Some(
+                "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+            ))
+            .description(Some(
+                "The image, base64 (standard or URL-safe alphabet; a `data:` URL prefix is accepted).",
+            ));
+        let fields = ObjectBuilder::new()
+            .property("image_base64", base64)
+            .property(
+                "url",
+                text(4096, "Or: an http(s) URL the worker fetches the image from."),
+            )
+            .property(
+                "callback_url",
+                text(
+                    4096,
+                    "An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).",
+                ),
+            );
+        // A whole request that works as it is, for "Try it out": an 8x8 PNG.
+        let fields = fields.examples([serde_json::json!({
+            "image_base64": EXAMPLE_PNG_BASE64,
+            "width": 100,
+            "format": "auto",
+        })]);
+        options::body_schema(
+            "The image (base64) or its URL, and the options as fields.",
+            fields,
+        )
     }
 }
 
-/// A true/false option, `default` when not given.
-fn flag(name: &str, value: &Option<String>, default: bool) -> Result<bool, ApiError> {
-    match value.as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("true" | "1") => Ok(true),
-        Some("false" | "0") => Ok(false),
-        Some(v) => Err(ApiError::InvalidOptions(format!(
-            "{name} must be true or false, got {v:?}"
-        ))),
-    }
-}
+/// An 8x8 orange PNG: the JSON body's example image.
+const EXAMPLE_PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UaGBFTEMLQkAUtVaASL5fhoAAAAASUVORK5CYII=";
 
-/// Whether an `Accept` header names `mime` (exactly, not through a wildcard, as imgproxy
-/// and browsers' image requests go) with a non-zero quality.
-pub(crate) fn accepts(accept: &str, mime: &str) -> bool {
-    accept.split(',').any(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        parts.next().is_some_and(|m| m.eq_ignore_ascii_case(mime))
-            && parts.all(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_none_or(|q| q > 0.0)
-            })
-    })
-}
-
-/// The detail of a core validation error, without its "invalid options: " prefix.
-fn core_detail(e: resizer_core::Error) -> String {
-    match e {
-        resizer_core::Error::InvalidOptions(detail) => detail,
-        other => other.to_string(),
-    }
-}
-
-/// JSON submission body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JsonSubmission {
-    /// The image, base64 (standard or URL-safe alphabet; a `data:` URL prefix is accepted).
-    #[schema(
-        pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
-        min_length = 4
-    )]
-    pub image_base64: Option<String>,
-    /// Or: an http(s) URL the worker fetches the image from.
-    #[schema(max_length = 4096)]
-    pub url: Option<String>,
-    /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
-    #[schema(max_length = 4096)]
-    pub callback_url: Option<String>,
-    /// Box width; 0 or missing: from the aspect ratio (neither side: 100x100).
-    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub width: Option<serde_json::Value>,
-    /// Box height; 0 or missing: from the aspect ratio.
-    #[schema(value_type = Option<u32>, minimum = 0, maximum = 4096)]
-    pub height: Option<serde_json::Value>,
-    #[schema(value_type = Option<Fit>)]
-    pub fit: Option<String>,
-    #[schema(value_type = Option<Format>)]
-    pub format: Option<String>,
-    /// JPEG and WebP quality (default 80).
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 100)]
-    pub quality: Option<serde_json::Value>,
-    /// Scale a source smaller than the box up to it (default false).
-    #[schema(value_type = Option<bool>)]
-    pub enlarge: Option<serde_json::Value>,
-    /// Device pixel ratio, 1 to 4 (default 1): multiplies the box.
-    #[schema(value_type = Option<f32>, minimum = 1, maximum = 4)]
-    pub dpr: Option<serde_json::Value>,
-    /// Where a `cover` crop is taken (default center; also smart, focus:x,y, compass points).
-    #[schema(example = "smart")]
-    pub gravity: Option<String>,
-    /// Keep GIF and WebP animations, as animated GIFs (default false).
-    #[schema(value_type = Option<bool>)]
-    pub animated: Option<serde_json::Value>,
-}
+impl utoipa::ToSchema for JsonSubmission {}
 
 /// A form upload (`multipart/form-data`): the image and the options as fields.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // documents the form; `read_multipart` reads it field by field
-pub struct FormSubmission {
-    /// The image (or a field `image`, or any part with a file name).
-    #[schema(value_type = String, format = Binary, required = false)]
-    file: Vec<u8>,
-    /// Or: an http(s) URL the worker fetches the image from.
-    #[schema(max_length = 4096)]
-    url: Option<String>,
-    #[schema(max_length = 4096)]
-    callback_url: Option<String>,
-    #[schema(minimum = 0, maximum = 4096)]
-    width: Option<u32>,
-    #[schema(minimum = 0, maximum = 4096)]
-    height: Option<u32>,
-    fit: Option<Fit>,
-    format: Option<Format>,
-    #[schema(minimum = 1, maximum = 100)]
-    quality: Option<u8>,
-    enlarge: Option<bool>,
-    #[schema(minimum = 1, maximum = 4)]
-    dpr: Option<f32>,
-    gravity: Option<String>,
-    animated: Option<bool>,
+pub struct FormSubmission;
+
+impl utoipa::PartialSchema for FormSubmission {
+    fn schema() -> RefOr<Schema> {
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(4096))
+                .description(Some(description))
+                .examples([""])
+        };
+        let fields = ObjectBuilder::new()
+            .property(
+                "file",
+                options::binary("The image (or a field `image`, or any part with a file name)."),
+            )
+            .property(
+                "url",
+                text("Or: an http(s) URL the worker fetches the image from."),
+            )
+            .property(
+                "callback_url",
+                text("An http(s) URL the finished job is POSTed to."),
+            );
+        // Empty fields are not values (see `read_multipart`), so a form filled in from these
+        // examples, with a file chosen, is a whole request.
+        options::body_schema("The image file (or its URL) and the options as fields.", fields)
+    }
 }
+
+impl utoipa::ToSchema for FormSubmission {}
 
 /// A raw image body (`image/*` or `application/octet-stream`); its format is sniffed.
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)] // documents the body; `read_body` reads it
 pub struct ImageBody(Vec<u8>);
-
-/// How the image fills the box.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // documents the option; `Fit::parse` reads it
-pub enum Fit {
-    Contain,
-    Cover,
-    Fill,
-}
-
-/// The thumbnail's format.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // documents the option; `FormatChoice::parse` reads it
-pub enum Format {
-    Png,
-    Jpeg,
-    Webp,
-    Avif,
-    Auto,
-}
 
 /// Where a request's image comes from.
 #[derive(Debug)]
@@ -375,7 +182,7 @@ pub enum Source {
 #[derive(Debug)]
 pub struct Submission {
     pub source: Source,
-    pub options: JobOptions,
+    pub options: Negotiated,
     pub callback_url: Option<String>,
 }
 
@@ -406,11 +213,50 @@ pub fn check_url_field(field: UrlField, url: &str) -> Result<String, ApiError> {
         })
 }
 
-pub(crate) fn json_scalar(v: Option<serde_json::Value>) -> Option<String> {
-    v.map(|v| match v {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    })
+/// A JSON body's option fields into `raw`, as text (`400` and `"400"` alike); any field that
+/// is neither an option nor one of `route_fields` is refused, as a misspelt name would
+/// otherwise be ignored.
+pub(crate) fn json_options(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    route_fields: &[&str],
+) -> Result<Raw, ApiError> {
+    let mut raw = Raw::default();
+    for (name, value) in fields {
+        if route_fields.contains(&name.as_str()) {
+            continue;
+        }
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        if !raw.set(name, text) {
+            return Err(ApiError::BadRequest(format!(
+                "the JSON body has an unknown field {name:?}; it takes {}, {}",
+                route_fields.join(", "),
+                resizer_core::request::OPTIONS
+                    .iter()
+                    .map(|d| d.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(raw)
+}
+
+/// A JSON body's text field.
+pub(crate) fn json_text(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    match fields.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "the JSON body's {name} must be a string, got {other}"
+        ))),
+    }
 }
 
 /// Reads the body up to `limit` bytes, answering 413 beyond it.
@@ -444,13 +290,14 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("image_base64 is not valid base64".into()))
 }
 
-/// Parses a submission request; `query` holds options from the URL.
+/// Parses a submission request; `query` holds the options and `callback` the callback URL
+/// from the query string, which the body's fields override.
 pub async fn read_submission(
     req: Request,
     query: OptionParams,
+    callback: Option<String>,
     limit: usize,
 ) -> Result<Submission, ApiError> {
-    let query_callback = query.callback_url.clone();
     let accept = req
         .headers()
         .get(header::ACCEPT)
@@ -472,18 +319,19 @@ pub async fn read_submission(
         return Err(ApiError::TooLarge(limit));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
-    let mut callback = query_callback;
-    let (source, params) = if mime == "multipart/form-data" {
-        let (source, params, form_callback) = read_multipart(req, limit).await?;
+    let mut callback = callback;
+    let (source, raw) = if mime == "multipart/form-data" {
+        let (source, raw, form_callback) = read_multipart(req, limit).await?;
         callback = form_callback.or(callback);
-        (source, params)
+        (source, raw)
     } else if mime == "application/json" || mime.ends_with("+json") {
         let body = read_body(req.into_body(), limit).await?;
-        let json: JsonSubmission = serde_json::from_slice(&body)
+        let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("the JSON body is malformed: {e}")))?;
-        let source = match (&json.image_base64, &json.url) {
-            (Some(b64), None) => Source::Upload(Bytes::from(decode_base64(b64)?)),
-            (None, Some(url)) => Source::Url(url.clone()),
+        let raw = json_options(&json, &["image_base64", "url", "callback_url"])?;
+        let source = match (json_text(&json, "image_base64")?, json_text(&json, "url")?) {
+            (Some(b64), None) => Source::Upload(Bytes::from(decode_base64(&b64)?)),
+            (None, Some(url)) => Source::Url(url),
             (Some(_), Some(_)) => {
                 return Err(ApiError::InvalidOptions(
                     "give image_base64 or url, not both".into(),
@@ -495,31 +343,20 @@ pub async fn read_submission(
                 ));
             }
         };
-        callback = json.callback_url.clone().or(callback);
-        let params = OptionParams {
-            width: json_scalar(json.width),
-            height: json_scalar(json.height),
-            fit: json.fit,
-            format: json.format,
-            quality: json_scalar(json.quality),
-            enlarge: json_scalar(json.enlarge),
-            dpr: json_scalar(json.dpr),
-            gravity: json.gravity,
-            animated: json_scalar(json.animated),
-            ..OptionParams::default()
-        };
-        (source, params)
+        callback = json_text(&json, "callback_url")?.or(callback);
+        (source, raw)
     } else if mime.starts_with("image/") || mime == "application/octet-stream" || mime.is_empty() {
         (
             Source::Upload(read_body(req.into_body(), limit).await?),
-            OptionParams::default(),
+            Raw::default(),
         )
     } else {
         return Err(ApiError::Unsupported(format!(
             "content type {mime:?} is not accepted; send multipart/form-data, image/*, or application/json"
         )));
     };
-    let options = params.over(query).resolve(accept.as_deref())?;
+    let request = raw.over(query.0).parse()?;
+    let options = Negotiated::new(request, Accepts::from_header(accept.as_deref()));
     let callback_url = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;
@@ -541,17 +378,14 @@ pub async fn read_submission(
     })
 }
 
-async fn read_multipart(
-    req: Request,
-    limit: usize,
-) -> Result<(Source, OptionParams, Option<String>), ApiError> {
+async fn read_multipart(req: Request, limit: usize) -> Result<(Source, Raw, Option<String>), ApiError> {
     let mut form = Multipart::from_request(req, &())
         .await
         .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
     let mut image = None;
     let mut url = None;
     let mut callback = None;
-    let mut params = OptionParams::default();
+    let mut params = Raw::default();
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -564,6 +398,11 @@ async fn read_multipart(
             image = Some(field.bytes().await.map_err(|e| multipart_error(e, limit))?);
         } else {
             let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+            // An empty field is one not filled in (HTML forms and Swagger's send every field),
+            // not a value: it leaves the default.
+            if text.trim().is_empty() && options::known_field(&name, &["url", "callback_url"]) {
+                continue;
+            }
             if name == "url" {
                 url = Some(text);
             } else if name == "callback_url" {

@@ -16,11 +16,13 @@ use uuid::Uuid;
 use super::AppState;
 use super::Owner;
 use super::error::{ApiError, UrlField};
-use super::input::{ApiQuery, OnError, OptionParams, Source, Submission, UrlSource, check_url_field};
+use super::input::{ApiQuery, CallbackParams, OnError, Source, Submission, UrlSource, check_url_field};
+use super::options::OptionParams;
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
-use crate::store::{Deleted, FormatChoice, Job, JobOptions, JobStatus, decode_cursor};
+use crate::store::{Deleted, Job, JobStatus, decode_cursor};
+use resizer_core::request::{Accepts, Format, Negotiated};
 
 /// Longest `?wait=` a poll may ask for.
 const MAX_WAIT_SECONDS: u64 = 60;
@@ -46,7 +48,7 @@ fn accepted(job: Job) -> Response {
 }
 
 /// Submit an image; 202 with the job and its `Location`.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", params(OptionParams),
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", params(OptionParams, CallbackParams),
     request_body(description = "The image: a form upload, a raw image body, or JSON (base64 or a URL)",
         content((FormSubmission = "multipart/form-data"), (ImageBody = "image/*"),
             (ImageBody = "application/octet-stream"), (JsonSubmission = "application/json"))),
@@ -63,10 +65,11 @@ fn accepted(job: Job) -> Response {
 async fn submit(
     State(state): State<AppState>,
     owner: Owner,
-    ApiQuery(query): ApiQuery<OptionParams>,
+    query: OptionParams,
+    ApiQuery(callback): ApiQuery<CallbackParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = state.read_submission(req, query).await?;
+    let sub = state.read_submission(req, query, callback.callback_url).await?;
     let submitted = state.jobs.submit(sub.into_job(&owner, false)).await?;
     Ok(accepted(submitted.job))
 }
@@ -248,7 +251,12 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching,
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        // If-None-Match compares weakly (RFC 9110 13.1.2): `W/"x"` matches `"x"`, as at the edge.
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -262,7 +270,7 @@ fn image_response(job: &Job, data: Bytes, headers: &HeaderMap, caching: Caching,
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    caching.apply(h, answered && job.options.format == FormatChoice::Auto);
+    caching.apply(h, answered && job.options.request.format == Format::Auto);
     response
 }
 
@@ -316,7 +324,7 @@ async fn thumbnail(
 }
 
 /// Submit and wait: returns the thumbnail itself (or the job's error).
-#[utoipa::path(post, path = "/v1/thumbnail", tag = "jobs", params(OptionParams),
+#[utoipa::path(post, path = "/v1/thumbnail", tag = "jobs", params(OptionParams, CallbackParams),
     request_body(description = "As for POST /v1/jobs",
         content((FormSubmission = "multipart/form-data"), (ImageBody = "image/*"),
             (ImageBody = "application/octet-stream"), (JsonSubmission = "application/json"))),
@@ -326,24 +334,26 @@ async fn thumbnail(
 async fn submit_and_wait(
     State(state): State<AppState>,
     owner: Owner,
-    ApiQuery(query): ApiQuery<OptionParams>,
+    query: OptionParams,
+    ApiQuery(callback): ApiQuery<CallbackParams>,
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sub = state.read_submission(req, query).await?;
+    let sub = state.read_submission(req, query, callback.callback_url).await?;
     let caching = Caching::for_owner(&state, &owner, true);
     run_and_wait(&state, &owner, sub, &headers, caching).await
 }
 
 /// The one-line form for `<img src>` and curl: `GET /v1/thumbnail?url=...&width=&height=`.
-#[utoipa::path(get, path = "/v1/thumbnail", tag = "jobs", params(UrlSource, OptionParams),
+#[utoipa::path(get, path = "/v1/thumbnail", tag = "jobs", params(UrlSource, OptionParams, CallbackParams),
     responses((status = 200, description = "The image (or, with on_error=placeholder, a neutral one)", content_type = "image/*"),
         (status = 403, description = "A sig that does not match the other parameters (invalid_signature)"),
         (status = 422, description = "Refused, unreachable or failed source; invalid options"),
         (status = 504, description = "Not done in time")))]
 async fn thumbnail_from_url(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<OptionParams>,
+    query: OptionParams,
+    ApiQuery(callback): ApiQuery<CallbackParams>,
     ApiQuery(source): ApiQuery<UrlSource>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -357,13 +367,13 @@ async fn thumbnail_from_url(
     let placeholder = source.on_error == Some(OnError::Placeholder);
     let url = source.url;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let options = query.resolve(accept)?;
+    let options = Negotiated::new(query.0.parse()?, Accepts::from_header(accept));
     // What the request says, as opposed to what the image does, is never hidden behind a
     // placeholder: an overlong URL or a bad callback is the caller's to fix.
     if url.len() > crate::outbound::MAX_URL_BYTES {
         check_url_field(UrlField::Source, &url)?;
     }
-    let callback_url = query
+    let callback_url = callback
         .callback_url
         .as_deref()
         .map(|u| check_url_field(UrlField::Callback, u))
@@ -430,7 +440,7 @@ async fn run_and_wait(
 /// A flat light-grey image of the requested box, in the requested format (see
 /// [`super::placeholder`]); the error code is in `X-Edgethumb-Error` and the response is not
 /// cached.
-async fn placeholder_response(options: JobOptions, code: Code) -> Response {
+async fn placeholder_response(options: Negotiated, code: Code) -> Response {
     let mime = options.first_format().mime_type();
     let data = match super::placeholder::placeholder(&options).await {
         Ok(done) => done,
@@ -486,7 +496,7 @@ async fn replay(
         .submit(crate::jobs::Submission {
             owner: owner.0.clone(),
             source: crate::jobs::Source::Replay(id),
-            options: JobOptions::default(),
+            options: Negotiated::default(),
             callback_url: None,
             component: request.component,
             wait: false,

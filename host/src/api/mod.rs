@@ -20,6 +20,7 @@ pub mod health;
 pub mod input;
 pub mod jobs;
 mod observe;
+pub mod options;
 pub mod params;
 pub mod placeholder;
 pub mod stats;
@@ -57,9 +58,10 @@ impl AppState {
     pub async fn read_submission(
         &self,
         req: Request,
-        query: input::OptionParams,
+        query: options::OptionParams,
+        callback: Option<String>,
     ) -> Result<input::Submission, ApiError> {
-        let read = input::read_submission(req, query, self.jobs.config.max_body_bytes);
+        let read = input::read_submission(req, query, callback, self.jobs.config.max_body_bytes);
         self.in_upload_turn(read).await?
     }
 

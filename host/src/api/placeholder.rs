@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use resizer_core::OutputFormat;
 use tokio::sync::Semaphore;
 
-use crate::store::JobOptions;
+use resizer_core::request::Negotiated;
 
 /// Placeholders encoded at once.
 static ENCODING: Semaphore = Semaphore::const_new(2);
@@ -23,8 +23,8 @@ type Key = (u32, u32, OutputFormat);
 
 /// A flat light-grey image of the options' box (square when a side is automatic), in their
 /// format.
-pub async fn placeholder(options: &JobOptions) -> Result<Bytes, String> {
-    let (width, height) = options.sizing().shapeless_box();
+pub async fn placeholder(options: &Negotiated) -> Result<Bytes, String> {
+    let (width, height) = options.request.sizing().shapeless_box();
     let key = (width, height, options.first_format());
     if let Some(found) = recent(&key) {
         return Ok(found);

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resizer_core::Options;
+use resizer_core::request::Negotiated;
 
-use super::files::Item;
+use super::files::{self, Item, Outputs};
 use crate::sandbox::Resizer;
 
 /// What a batch run did.
@@ -49,8 +49,15 @@ pub fn progress(len: usize) -> ProgressBar {
     bar
 }
 
-/// Makes a thumbnail of every item into `dir`, on `threads` threads.
-pub fn run(resizer: &Resizer, items: &[Item], dir: &Path, options: &Options, threads: usize) -> Summary {
+/// Makes a thumbnail of every item into `dir`, on `threads` threads, through `outputs`.
+pub fn run(
+    resizer: &Resizer,
+    items: &[Item],
+    dir: &Path,
+    options: &Negotiated,
+    threads: usize,
+    outputs: &Outputs,
+) -> Summary {
     let bar = progress(items.len());
     let next = AtomicUsize::new(0);
     let summary = Mutex::new(Summary::default());
@@ -58,7 +65,7 @@ pub fn run(resizer: &Resizer, items: &[Item], dir: &Path, options: &Options, thr
         for _ in 0..threads.clamp(1, items.len().max(1)) {
             scope.spawn(|| {
                 while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = one(resizer, item, dir, options);
+                    let outcome = one(resizer, item, dir, options, outputs);
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
                         Ok(_) => s.written += 1,
@@ -73,13 +80,17 @@ pub fn run(resizer: &Resizer, items: &[Item], dir: &Path, options: &Options, thr
     summary.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-fn one(resizer: &Resizer, item: &Item, dir: &Path, options: &Options) -> anyhow::Result<PathBuf> {
+fn one(
+    resizer: &Resizer,
+    item: &Item,
+    dir: &Path,
+    options: &Negotiated,
+    outputs: &Outputs,
+) -> anyhow::Result<PathBuf> {
     let image = item.read()?;
-    let (thumb, _) = resizer.thumbnail(&image, options)?;
-    let out = item.output(dir, options.format);
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&out, &thumb.data).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    let (thumb, _) = resizer.make(&image, options)?;
+    // The extension is the format made (an animation comes out a GIF), not the one asked.
+    let out = item.output(dir, files::produced_format(thumb.format, &thumb.data)?);
+    outputs.write(&out, &thumb.data)?;
     Ok(out)
 }

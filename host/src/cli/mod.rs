@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use resizer_core::{Fit, Gravity, Options, OutputFormat};
+use resizer_core::request::Negotiated;
+use resizer_core::{Fit, Options, OutputFormat};
 
 use crate::config::SandboxArgs;
 use crate::sandbox::Sandbox;
 
 mod files;
+pub use files::UsageError;
 mod local;
+mod look;
+pub use look::LookArgs;
 mod remote;
 mod sign;
 
@@ -97,43 +101,25 @@ pub struct ValidateArgs {
     pub sandbox: SandboxArgs,
 }
 
-/// The thumbnail's box and look, shared by `thumb` and `batch`.
-#[derive(Debug, Args)]
-pub struct LookArgs {
-    /// Box width in pixels.
-    #[arg(long, default_value_t = 100)]
-    pub width: u32,
-    /// Box height in pixels.
-    #[arg(long, default_value_t = 100)]
-    pub height: u32,
-    /// contain: keep aspect inside the box; cover: fill the box and crop (see --gravity); fill: stretch.
-    #[arg(long, default_value = "contain", value_parser = parse_fit)]
-    pub fit: Fit,
-    /// Where a cover crop is taken: center, north, north-east, ... north-west, smart, or focus:X,Y.
-    #[arg(long, default_value = "center", value_parser = parse_gravity)]
-    pub gravity: Gravity,
-    /// Keep GIF and WebP animations, as animated GIFs (otherwise the first frame).
-    #[arg(long)]
-    pub animated: bool,
-    /// Output format: png, jpeg, webp or avif (all but png are lossy, see --quality) [default: from -o FILE's extension, else png].
-    #[arg(long, value_parser = parse_format)]
-    pub format: Option<OutputFormat>,
-    /// JPEG and WebP quality, 1 to 100.
-    #[arg(long, default_value_t = resizer_core::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
-}
-
 #[derive(Debug, Args)]
 pub struct ThumbArgs {
     /// Images to read: files, directories (their image files; all levels with --recursive),
     /// or `-` for stdin.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// One input: the output file ("-" for stdout) [default: NAME.thumb.FORMAT here]. Several
-    /// inputs or a directory: the output directory, created if needed [default: .], where each
-    /// thumbnail keeps its name (and its subdirectory) with the format's extension.
+    /// Where thumbnails go [default: ./thumbs/, created if needed]. In a directory (the
+    /// default, an existing one, or one ending in `/`) each thumbnail keeps its input's name
+    /// (and subdirectory) with the extension of the format it came out in (.png, .jpg, .webp,
+    /// .avif, or .gif for an animation); a single input with no -o goes to ./thumbs/NAME.EXT
+    /// too. One input: -o FILE writes exactly that file, whose extension must name a format
+    /// (it picks the format unless --format is given, and must match what is made), and
+    /// "-" writes stdout. Existing files are never replaced without --overwrite, and inputs
+    /// never.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Replace output files that already exist (never an input of the same run).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Descend into subdirectories.
     #[arg(short, long)]
     pub recursive: bool,
@@ -157,9 +143,14 @@ pub struct BatchArgs {
     /// Images to send: files, directories (--recursive), or `-` for stdin.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// The output directory, created if needed.
-    #[arg(short, long, default_value = ".")]
+    /// The output directory, created if needed, where each thumbnail keeps its input's name
+    /// (and subdirectory) with the extension of the format the server made (.png, .jpg,
+    /// .webp, .avif, .gif).
+    #[arg(short, long, default_value = files::DEFAULT_OUTPUT_DIR)]
     pub output: PathBuf,
+    /// Replace output files that already exist (never an input of the same run).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Descend into subdirectories.
     #[arg(short, long)]
     pub recursive: bool,
@@ -182,14 +173,6 @@ fn parse_fit(s: &str) -> Result<Fit, String> {
     Fit::parse(s).ok_or_else(|| format!("unknown fit {s:?}; use contain, cover or fill"))
 }
 
-fn parse_gravity(s: &str) -> Result<Gravity, String> {
-    Gravity::parse(s).ok_or_else(|| {
-        format!(
-            "unknown gravity {s:?}; use center, a compass point (north, north-east, ...), smart or focus:X,Y"
-        )
-    })
-}
-
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
     OutputFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}; use png, jpeg, webp or avif"))
 }
@@ -210,72 +193,73 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-impl LookArgs {
-    fn options(&self, format: OutputFormat, max_pixels: u64) -> Options {
-        Options {
-            width: self.width,
-            height: self.height,
-            fit: self.fit,
-            format,
-            quality: self.quality,
-            max_pixels,
-            gravity: self.gravity,
-            animated: self.animated,
-        }
+/// The request the flags make, as an API request without `Accept` (`auto`: JPEG, or PNG for
+/// alpha); without --format, an `-o FILE` extension names the format. Checked before any work.
+fn options(look: &LookArgs, output: Option<&Path>) -> anyhow::Result<Negotiated> {
+    let mut look = look.clone();
+    if let Some(format) = output.and_then(files::format_of)
+        && !look.raw.pairs().any(|(name, _)| name == "format")
+    {
+        look.raw.set("format", format.name());
     }
+    look.negotiated().map_err(|e| UsageError(e.to_string()).into())
 }
 
 fn thumb(args: ThumbArgs) -> anyhow::Result<()> {
-    let items = files::collect(&args.inputs, args.recursive)?;
-    let single = args.inputs.len() == 1
-        && !args.inputs[0].is_dir()
-        && !args.output.as_deref().is_some_and(Path::is_dir);
+    // Every usage error before any work: a missing input, an -o naming no format, an output
+    // that would write over an input or (without --overwrite) an existing file.
+    files::check_inputs(&args.inputs)?;
+    let single = args.inputs.len() == 1 && !args.inputs[0].is_dir();
+    let target = match args.output.as_deref() {
+        None => files::Target::Dir(default_output()),
+        Some(output) => files::Target::new(output, single)?,
+    };
+    let items = files::collect(&args.inputs, args.recursive, target.dir())?;
+    let outputs = files::Outputs::new(&items, args.overwrite);
+    target.check(&outputs, &items)?;
     let resizer = args.sandbox.load()?;
     if single {
-        let output = args.output.as_deref();
-        let format = args
-            .look
-            .format
-            .or_else(|| output.and_then(files::format_of))
-            .unwrap_or(OutputFormat::Png);
-        let options = args.look.options(format, args.sandbox.max_pixels);
-        return thumb_one(&resizer, &items[0], output, &options);
+        let output = match &target {
+            files::Target::File(path) => Some(path.as_path()),
+            _ => None,
+        };
+        let options = options(&args.look, output)?;
+        return thumb_one(&resizer, &items[0], &target, &options, &outputs);
     }
-    let format = args.look.format.unwrap_or(OutputFormat::Png);
-    let options = args.look.options(format, args.sandbox.max_pixels);
-    let dir = args.output.unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let options = options(&args.look, None)?;
+    let dir = target.dir().context("several inputs go into a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    local::run(&resizer, &items, &dir, &options, threads).finish(items.len(), "thumbnails written")
+    local::run(&resizer, &items, dir, &options, threads, &outputs).finish(items.len(), "thumbnails written")
 }
 
 fn thumb_one(
     resizer: &crate::sandbox::Resizer,
     item: &files::Item,
-    output: Option<&Path>,
-    options: &Options,
+    target: &files::Target,
+    options: &Negotiated,
+    outputs: &files::Outputs,
 ) -> anyhow::Result<()> {
     let image = item.read()?;
     let (thumb, stats) = resizer
-        .thumbnail(&image, options)
+        .make(&image, options)
         .with_context(|| format!("thumbnailing {}", item.label))?;
-    let output = output.map_or_else(
-        || default_output(&item.relative, options.format),
-        Path::to_path_buf,
-    );
-    if output == Path::new("-") {
+    // The extension follows what was made, not what was asked (an animation is a GIF).
+    let format = files::produced_format(thumb.format, &thumb.data)
+        .with_context(|| format!("thumbnailing {}", item.label))?;
+    let Some(output) = target.path(item, format)? else {
         std::io::stdout().write_all(&thumb.data)?;
         return Ok(());
-    }
-    std::fs::write(&output, &thumb.data).with_context(|| format!("writing {}", output.display()))?;
+    };
+    outputs.write(&output, &thumb.data)?;
     eprintln!(
         "{}: {}x{} {} ({} bytes) from a {}x{} {} in {:.1} ms (instantiation {} µs, peak guest memory {} MiB)",
         output.display(),
         thumb.width,
         thumb.height,
-        thumb.format.name(),
+        format.name(),
         thumb.data.len(),
         thumb.source.width,
         thumb.source.height,
@@ -287,28 +271,24 @@ fn thumb_one(
     Ok(())
 }
 
-fn default_output(stem: &Path, format: OutputFormat) -> PathBuf {
-    let stem = stem
-        .file_name()
-        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from(format!("{stem}.thumb.{}", format.name()))
+/// Where thumbnails go without `-o`: `./thumbs`, never beside the inputs.
+fn default_output() -> PathBuf {
+    PathBuf::from(files::DEFAULT_OUTPUT_DIR)
 }
 
 fn batch(args: BatchArgs) -> anyhow::Result<()> {
-    let items = files::collect(&args.inputs, args.recursive)?;
-    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    let look = &args.look;
-    let mut fields = vec![
-        ("width", look.width.to_string()),
-        ("height", look.height.to_string()),
-        ("fit", look.fit.name().to_string()),
-        ("quality", look.quality.to_string()),
-        ("gravity", look.gravity.name()),
-        ("animated", look.animated.to_string()),
-    ];
-    if let Some(format) = look.format {
-        fields.push(("format", format.name().to_string()));
+    files::check_inputs(&args.inputs)?;
+    if args.output.as_os_str() == "-" {
+        files::usage!("batch writes into a directory; -o - (stdout) is for thumb with one input");
     }
+    let items = files::collect(&args.inputs, args.recursive, Some(&args.output))?;
+    let outputs = files::Outputs::new(&items, args.overwrite);
+    outputs.check_dir(&items, &args.output)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    // The request in its canonical form: checked here as the server will check it, and sent
+    // as the same names and values.
+    let request = args.look.request().map_err(|e| UsageError(e.to_string()))?;
+    let fields = request.canonical();
     let remote = remote::Remote {
         server: args.server.clone(),
         api_key: args.api_key.clone(),
@@ -318,7 +298,7 @@ fn batch(args: BatchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let summary = runtime.block_on(remote.run(&items, &args.output))?;
+    let summary = runtime.block_on(remote.run(&items, &args.output, &outputs))?;
     summary.finish(items.len(), "thumbnails written")
 }
 

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::multipart::{Form, Part};
-use resizer_core::OutputFormat;
 use serde_json::Value;
 
-use super::files::Item;
+use super::files::{self, Item, Outputs};
 use super::local::{Summary, progress};
 
 /// What the service is asked to make.
@@ -23,7 +22,7 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub async fn run(&self, items: &[Item], dir: &Path) -> anyhow::Result<Summary> {
+    pub async fn run(&self, items: &[Item], dir: &Path, outputs: &Outputs) -> anyhow::Result<Summary> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?;
@@ -56,7 +55,7 @@ impl Remote {
         for (batch, chunk) in finished {
             let jobs = batch["jobs"].as_array().cloned().unwrap_or_default();
             for (item, job) in chunk.iter().zip(jobs) {
-                match self.download(&client, item, &job["job"], dir).await {
+                match self.download(&client, item, &job["job"], dir, outputs).await {
                     Ok(_) => summary.written += 1,
                     Err(e) => summary.failed.push((item.label.clone(), format!("{e:#}"))),
                 }
@@ -113,16 +112,13 @@ impl Remote {
         item: &Item,
         job: &Value,
         dir: &Path,
+        outputs: &Outputs,
     ) -> anyhow::Result<PathBuf> {
         if job["status"] != "succeeded" {
             let code = job["error"]["code"].as_str().unwrap_or("failed");
             let message = job["error"]["message"].as_str().unwrap_or_default();
             anyhow::bail!("{code}: {message}");
         }
-        let format = job["result"]["format"]
-            .as_str()
-            .and_then(OutputFormat::parse)
-            .unwrap_or(OutputFormat::Png);
         let path = job["links"]["thumbnail"].as_str().context("no thumbnail link")?;
         let resp = self.request(client, reqwest::Method::GET, path).send().await?;
         anyhow::ensure!(
@@ -130,12 +126,31 @@ impl Remote {
             "downloading the thumbnail: {}",
             resp.status()
         );
+        // The extension is what the server says it sent (its Content-Type, else the job's
+        // result), checked against the bytes; never a guess.
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp.bytes().await?;
-        let out = item.output(dir, format);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+        let said = content_type
+            .as_deref()
+            .and_then(files::format_of_mime)
+            .or_else(|| {
+                job["result"]["format"]
+                    .as_str()
+                    .and_then(resizer_core::OutputFormat::parse)
+            })
+            .or_else(|| files::sniff(&bytes))
+            .with_context(|| {
+                format!(
+                    "the server did not say what format the thumbnail is (Content-Type {})",
+                    content_type.as_deref().unwrap_or("missing")
+                )
+            })?;
+        let out = item.output(dir, files::produced_format(said, &bytes)?);
+        outputs.write(&out, &bytes)?;
         Ok(out)
     }
 }

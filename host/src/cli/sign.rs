@@ -14,26 +14,9 @@ pub struct SignArgs {
     /// The service's base URL, put in front of the signed path.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Thumbnail options, as the API takes them (width, height, fit, format, quality,
-    /// enlarge, dpr, gravity, animated, on_error); each is part of what is signed.
-    #[arg(long)]
-    pub width: Option<String>,
-    #[arg(long)]
-    pub height: Option<String>,
-    #[arg(long)]
-    pub fit: Option<String>,
-    #[arg(long)]
-    pub format: Option<String>,
-    #[arg(long)]
-    pub quality: Option<String>,
-    #[arg(long)]
-    pub enlarge: Option<String>,
-    #[arg(long)]
-    pub dpr: Option<String>,
-    #[arg(long)]
-    pub gravity: Option<String>,
-    #[arg(long)]
-    pub animated: Option<String>,
+    #[command(flatten)]
+    pub look: super::look::LookArgs,
+    /// `placeholder` makes the link answer a neutral image instead of an error.
     #[arg(long)]
     pub on_error: Option<String>,
 }
@@ -41,23 +24,14 @@ pub struct SignArgs {
 /// The signed URL for `args`.
 pub fn signed_url(args: &SignArgs) -> anyhow::Result<String> {
     let key = urlsig::decode_key(&args.key).map_err(anyhow::Error::msg)?;
+    // The options in their canonical form: checked as the server will check them, and only
+    // those that differ from the defaults, so equal requests sign alike.
+    let request = args.look.request()?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("url", &args.url);
-    for (name, value) in [
-        ("width", &args.width),
-        ("height", &args.height),
-        ("fit", &args.fit),
-        ("format", &args.format),
-        ("quality", &args.quality),
-        ("enlarge", &args.enlarge),
-        ("dpr", &args.dpr),
-        ("gravity", &args.gravity),
-        ("animated", &args.animated),
-        ("on_error", &args.on_error),
-    ] {
-        if let Some(value) = value {
-            query.append_pair(name, value);
-        }
+    query.extend_pairs(request.canonical());
+    if let Some(on_error) = &args.on_error {
+        query.append_pair("on_error", on_error);
     }
     let query = urlsig::signed_query(&key, urlsig::PATH, &query.finish());
     Ok(format!(

@@ -13,7 +13,6 @@
 
 pub mod batch;
 mod handoff;
-mod make;
 pub mod submit;
 pub mod view;
 pub mod webhooks;

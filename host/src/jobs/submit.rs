@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::{Finished, Jobs, JobsError};
 use crate::digest::sha256_hex;
 use crate::outbound::{Revalidated, Validators};
-use crate::store::{Job, JobOptions, NewJob, NewSource, StoreError, now_ms};
+use crate::store::{Job, NewJob, NewSource, StoreError, now_ms};
+use resizer_core::request::Negotiated;
 
 /// Where a submission's image comes from.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct Submission {
     pub owner: Option<String>,
     pub source: Source,
     /// Ignored for a replay, which keeps the original's.
-    pub options: JobOptions,
+    pub options: Negotiated,
     /// For a replay, `None` keeps the original's.
     pub callback_url: Option<String>,
     /// Run on this component rather than the active one (replays).
@@ -49,13 +50,14 @@ pub struct Submitted {
 }
 
 /// Identifies equal work: the same source, the same options, the same component.
-pub fn dedup_key(source_hash: &str, options: &JobOptions, component: &str) -> String {
-    let options = serde_json::to_string(options).expect("options serialize");
-    sha256_hex(format!("{source_hash}|{options}|{component}").as_bytes())
+pub fn dedup_key(source_hash: &str, options: &Negotiated, component: &str) -> String {
+    let (request, accepts) = (options.request.canonical_query(), options.accepts);
+    let accepts = format!("webp={}&avif={}", accepts.webp, accepts.avif);
+    sha256_hex(format!("{source_hash}|{request}|{accepts}|{component}").as_bytes())
 }
 
 /// Identifies a URL result cache entry: the same URL, options and component.
-pub fn url_key(url: &str, options: &JobOptions, component: &str) -> String {
+pub fn url_key(url: &str, options: &Negotiated, component: &str) -> String {
     dedup_key(&format!("url:{url}"), options, component)
 }
 
@@ -244,7 +246,7 @@ impl Jobs {
         id: Uuid,
         owner: Option<&str>,
         source: &NewSource,
-        options: &JobOptions,
+        options: &Negotiated,
         digest: &str,
         callback_url: Option<&str>,
     ) -> Result<(Cached, Option<String>), JobsError> {

@@ -7,9 +7,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::codes::Code;
-use resizer_core::{Fit, Gravity, OutputFormat};
+use resizer_core::request::{Format, Kind, Negotiated, OPTIONS, OptionDef};
+use resizer_core::{Fit, OutputFormat};
 
-use crate::store::{FormatChoice, Job, JobOptions, JobStatus};
+use crate::store::{Job, JobStatus};
 
 /// A job as clients see it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -37,55 +38,54 @@ pub struct JobView {
 }
 
 /// The options as asked, less those that had no effect: `fit` when a side is automatic (the
-/// aspect ratio decides), `quality` for PNG, `dpr` at 1, `accepts_webp` unless `auto`,
-/// `gravity` unless the fit is `cover`.
+/// aspect ratio decides), `quality` for PNG and GIF, `dpr` at 1, `gravity` unless the fit is
+/// `cover`, `animated` unless an animation format was made, the `Accept` facts unless `auto`.
+/// Each option as in [`resizer_core::request::OPTIONS`], typed by its kind.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OptionsView {
-    /// Box width; 0: automatic, from the aspect ratio.
-    pub width: u32,
-    /// Box height; 0: automatic.
-    pub height: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "contain")]
-    pub fit: Option<Fit>,
-    #[schema(value_type = String, example = "png")]
-    pub format: FormatChoice,
-    /// With `auto`: whether the request's `Accept` allowed WebP.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepts_webp: Option<bool>,
-    /// With `auto`: whether the request's `Accept` allowed AVIF.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepts_avif: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quality: Option<u8>,
-    pub enlarge: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dpr: Option<f32>,
-    /// With `cover`: where the crop was taken.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "smart")]
-    pub gravity: Option<Gravity>,
-    /// Set when an animation was kept (the result is an animated GIF).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub animated: Option<bool>,
-}
+#[schema(value_type = Object, example = json!({"width": 400, "height": 0, "format": "auto", "accepts_webp": true, "enlarge": false}))]
+pub struct OptionsView(serde_json::Map<String, serde_json::Value>);
 
 impl OptionsView {
-    fn new(o: &JobOptions, made: OutputFormat) -> Self {
-        let fit = (o.width != 0 && o.height != 0).then_some(o.fit);
-        OptionsView {
-            width: o.width,
-            height: o.height,
-            fit,
-            format: o.format,
-            accepts_webp: (o.format == FormatChoice::Auto).then_some(o.accepts_webp),
-            accepts_avif: (o.format == FormatChoice::Auto).then_some(o.accepts_avif),
-            quality: (made != OutputFormat::Png).then_some(o.quality),
-            enlarge: o.enlarge,
-            dpr: (o.dpr != 1.0).then_some(o.dpr),
-            gravity: (fit == Some(Fit::Cover)).then_some(o.gravity),
-            animated: (o.animated && made == OutputFormat::Gif).then_some(true),
+    fn new(o: &Negotiated, made: OutputFormat) -> Self {
+        let r = &o.request;
+        let both_sides = r.width != 0 && r.height != 0;
+        let shown = |name: &str| match name {
+            "fit" => both_sides,
+            "quality" => !matches!(made, OutputFormat::Png | OutputFormat::Gif),
+            "dpr" => r.dpr != 1.0,
+            "gravity" => both_sides && r.fit == Fit::Cover,
+            "animated" => r.animated && matches!(made, OutputFormat::Gif | OutputFormat::Webp),
+            _ => true,
+        };
+        let mut map: serde_json::Map<String, serde_json::Value> = OPTIONS
+            .iter()
+            .filter(|def| shown(def.name))
+            .map(|def| (def.name.to_string(), option_json(def, &(def.show)(r))))
+            .collect();
+        if r.format == Format::Auto {
+            map.insert("accepts_webp".into(), o.accepts.webp.into());
+            map.insert("accepts_avif".into(), o.accepts.avif.into());
         }
+        OptionsView(map)
+    }
+}
+
+/// An option's text as the JSON value of its kind (numbers and booleans unquoted).
+pub fn option_json(def: &OptionDef, text: &str) -> serde_json::Value {
+    match def.kind {
+        Kind::Integer { .. } | Kind::Number { .. } => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| {
+                if n.fract() == 0.0 {
+                    Some(serde_json::Value::from(n as i64))
+                } else {
+                    serde_json::Number::from_f64(n).map(serde_json::Value::Number)
+                }
+            })
+            .unwrap_or_else(|| text.into()),
+        Kind::Bool => serde_json::Value::Bool(text == "true"),
+        Kind::Choice(_) | Kind::Text => text.into(),
     }
 }
 

@@ -223,7 +223,7 @@ impl Jobs {
         let options = job.options.clone();
         let started = Instant::now();
         let run = tokio::task::spawn_blocking(move || {
-            let made = super::make::make(&resizer, &source, &options)?;
+            let made = resizer.make(&source, &options)?;
             // Hashed here, off the async threads, with the image work.
             let hash = sha256_hex(&made.0.data);
             Ok::<_, SandboxError>((made, hash))

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use resizer_core::request::{Backend, Negotiated};
 use resizer_core::{ImageInfo, Options, Thumbnail};
 use wasmtime::component::{Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
@@ -150,13 +151,7 @@ impl SandboxError {
             SandboxError::Deadline(_) => Code::DeadlineExceeded,
             SandboxError::MemoryLimit { .. } => Code::MemoryLimitExceeded,
             SandboxError::Trap(_) => Code::ComponentCrashed,
-            SandboxError::Image(e) => match e {
-                resizer_core::Error::UnsupportedFormat(_) => Code::UnsupportedFormat,
-                resizer_core::Error::MalformedImage(_) => Code::MalformedImage,
-                resizer_core::Error::TooLarge { .. } => Code::ImageTooLarge,
-                resizer_core::Error::InvalidOptions(_) => Code::InvalidOptions,
-                resizer_core::Error::Internal(_) => Code::ComponentInternalError,
-            },
+            SandboxError::Image(e) => e.code(),
             SandboxError::Engine(_) => Code::SandboxUnavailable,
         }
     }
@@ -346,6 +341,14 @@ impl Resizer {
         self.inner.load_time
     }
 
+    /// Makes the thumbnail a request asks for (see [`resizer_core::request::make`]): the
+    /// same choices, and so the same bytes, as the edge component and the CLI make.
+    pub fn make(&self, image: &[u8], options: &Negotiated) -> Result<(Thumbnail, CallStats), SandboxError> {
+        // The pixel limit passed here is replaced by the sandbox's own in `thumbnail`.
+        let max_pixels = self.inner.sandbox.config.max_pixels;
+        resizer_core::request::make(self, image, &options.request, options.accepts, max_pixels)
+    }
+
     /// Reads an image's header in the sandbox.
     pub fn probe(&self, image: &[u8]) -> Result<(ImageInfo, CallStats), SandboxError> {
         let resizer = &self.inner.resizer;
@@ -525,6 +528,19 @@ impl Drop for EpochTicker {
 }
 
 pub use crate::digest::sha256_hex;
+
+impl Backend for Resizer {
+    type Error = SandboxError;
+    type Stats = CallStats;
+
+    fn probe(&self, image: &[u8]) -> Result<ImageInfo, SandboxError> {
+        Resizer::probe(self, image).map(|(info, _)| info)
+    }
+
+    fn thumbnail(&self, image: &[u8], options: &Options) -> Result<(Thumbnail, CallStats), SandboxError> {
+        Resizer::thumbnail(self, image, options)
+    }
+}
 
 /// The interface this host speaks; components must export a version of it with the same major.
 const RESIZER_INTERFACE: &str = "edgethumb:resizer/resizer@";

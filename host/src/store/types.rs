@@ -1,7 +1,8 @@
 //! The records the store reads and writes.
 
 use bytes::Bytes;
-use resizer_core::{Fit, Gravity, OutputFormat};
+use resizer_core::OutputFormat;
+use resizer_core::request::Negotiated;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -49,150 +50,10 @@ impl JobStatus {
     }
 }
 
-/// What the client asked the thumbnail to be.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobOptions {
-    /// Box width; 0 means automatic, from the aspect ratio.
-    pub width: u32,
-    /// Box height; 0 means automatic.
-    pub height: u32,
-    #[schema(value_type = String, example = "contain")]
-    pub fit: Fit,
-    /// png, jpeg, webp, avif, or auto: WebP (or else AVIF) where the request's `Accept`
-    /// allows it, else JPEG for opaque images and PNG for those with alpha.
-    #[schema(value_type = String, example = "png")]
-    pub format: FormatChoice,
-    /// With `auto`: the submitting request's `Accept` allowed WebP.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub accepts_webp: bool,
-    /// With `auto`: the submitting request's `Accept` allowed AVIF.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub accepts_avif: bool,
-    pub quality: u8,
-    /// Whether a source smaller than the box is scaled up to it.
-    #[serde(default = "stored_before_enlarge")]
-    pub enlarge: bool,
-    /// Device pixel ratio: multiplies the box.
-    #[serde(default = "one")]
-    pub dpr: f32,
-    /// Where a `cover` crop is taken.
-    #[schema(value_type = String, example = "smart")]
-    #[serde(default, skip_serializing_if = "Gravity::is_center")]
-    pub gravity: Gravity,
-    /// GIF and WebP animations become animated GIFs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub animated: bool,
-}
-
-/// The output format asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FormatChoice {
-    Png,
-    Jpeg,
-    Webp,
-    Avif,
-    Gif,
-    /// Chosen per request and image: see [`JobOptions::format_for`].
-    Auto,
-}
-
-impl FormatChoice {
-    /// What a request may ask for: every output format but `gif`, which only animations
-    /// (`animated=true`) become.
-    pub fn parse(text: &str) -> Option<FormatChoice> {
-        match text {
-            "auto" => Some(FormatChoice::Auto),
-            other => OutputFormat::parse(other)
-                .filter(|f| *f != OutputFormat::Gif)
-                .map(FormatChoice::from),
-        }
-    }
-}
-
-impl From<OutputFormat> for FormatChoice {
-    fn from(f: OutputFormat) -> Self {
-        match f {
-            OutputFormat::Png => FormatChoice::Png,
-            OutputFormat::Jpeg => FormatChoice::Jpeg,
-            OutputFormat::Webp => FormatChoice::Webp,
-            OutputFormat::Avif => FormatChoice::Avif,
-            OutputFormat::Gif => FormatChoice::Gif,
-        }
-    }
-}
-
-/// Jobs stored before `enlarge` existed were always enlarged; they keep that when retried.
-fn stored_before_enlarge() -> bool {
-    true
-}
-
-fn one() -> f32 {
-    1.0
-}
-
-impl Default for JobOptions {
-    fn default() -> Self {
-        let d = resizer_core::Options::default();
-        JobOptions {
-            width: d.width,
-            height: d.height,
-            fit: d.fit,
-            // What a user would pick: small lossy files for photos, in the best format the
-            // client reads, and PNG where there is alpha (the README says why).
-            format: FormatChoice::Auto,
-            accepts_webp: false,
-            accepts_avif: false,
-            quality: d.quality,
-            enlarge: false,
-            dpr: 1.0,
-            gravity: Gravity::Center,
-            animated: false,
-        }
-    }
-}
-
 impl Job {
     /// The format the thumbnail was made in.
     pub fn output_format(&self) -> OutputFormat {
         self.result_format.unwrap_or_else(|| self.options.first_format())
-    }
-}
-
-impl JobOptions {
-    /// The format to make first: the one asked for, or `auto`'s guess before the image is
-    /// known (WebP where accepted, else JPEG).
-    pub fn first_format(&self) -> OutputFormat {
-        match self.format {
-            FormatChoice::Png => OutputFormat::Png,
-            FormatChoice::Jpeg => OutputFormat::Jpeg,
-            FormatChoice::Webp => OutputFormat::Webp,
-            FormatChoice::Avif => OutputFormat::Avif,
-            FormatChoice::Gif => OutputFormat::Gif,
-            // WebP first: as small as AVIF at thumbnail sizes and 15x faster to encode (README).
-            FormatChoice::Auto if self.accepts_webp => OutputFormat::Webp,
-            FormatChoice::Auto if self.accepts_avif => OutputFormat::Avif,
-            FormatChoice::Auto => OutputFormat::Jpeg,
-        }
-    }
-
-    /// The format for an image with or without alpha: `auto` without WebP keeps alpha in PNG,
-    /// where JPEG would lay it on white.
-    pub fn format_for(&self, has_alpha: bool) -> OutputFormat {
-        match self.first_format() {
-            OutputFormat::Jpeg if self.format == FormatChoice::Auto && has_alpha => OutputFormat::Png,
-            first => first,
-        }
-    }
-
-    pub fn sizing(&self) -> resizer_core::sizing::Request {
-        resizer_core::sizing::Request {
-            width: self.width,
-            height: self.height,
-            fit: self.fit,
-            enlarge: self.enlarge,
-            dpr: self.dpr,
-        }
     }
 }
 
@@ -207,7 +68,7 @@ pub struct Job {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub attempts: u32,
-    pub options: JobOptions,
+    pub options: Negotiated,
     /// sha256 of the source; `None` for a URL source not fetched yet.
     pub source_hash: Option<String>,
     pub source_bytes: u64,
@@ -290,7 +151,7 @@ pub struct NewJob {
     /// Chosen by the caller, so it can wait for the job before it exists.
     pub id: Uuid,
     pub owner: Option<String>,
-    pub options: JobOptions,
+    pub options: Negotiated,
     pub source: NewSource,
     /// Run on this component instead of the active one.
     pub requested_component: Option<String>,

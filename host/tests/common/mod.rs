@@ -3,6 +3,7 @@
 //! hostile components built from WAT.
 #![allow(dead_code)]
 
+pub mod edge;
 pub mod node;
 pub mod origin;
 pub mod server;

@@ -10,21 +10,37 @@ use axum::http::header;
 use futures::TryStreamExt;
 
 use super::super::error::{ApiError, UrlField};
-use super::super::input::{OptionParams, check_url_field, json_scalar, read_body};
-use super::JsonBatch;
+use resizer_core::request::{Accepts, Negotiated, Raw};
+
+use super::super::input::{check_url_field, json_options, json_text, read_body};
+use super::super::options::{self, OptionParams};
 use crate::config::ServeConfig;
 use crate::jobs::Source;
-use crate::store::JobOptions;
 
 /// One image of a batch as read: its name, source, options and callback.
-pub type Item = (String, Source, JobOptions, Option<String>);
+pub type Item = (String, Source, Negotiated, Option<String>);
 
-/// A batch's thumbnails go into a zip, not to a browser: `auto` there means JPEG, or PNG for
-/// images with alpha.
-const BATCH_ACCEPT: Option<&str> = None;
+/// The query's options and callback, which the body's fields override, and the `Accept`
+/// that `format=auto` follows, as for any submission.
+pub struct Query {
+    pub options: OptionParams,
+    pub callback: Option<String>,
+    pub accepts: Accepts,
+}
 
 /// Reads a batch request into its items.
-pub async fn read(req: Request, query: OptionParams, config: &ServeConfig) -> Result<Vec<Item>, ApiError> {
+pub async fn read(
+    req: Request,
+    query: OptionParams,
+    callback: Option<String>,
+    config: &ServeConfig,
+) -> Result<Vec<Item>, ApiError> {
+    let accepts = Accepts::from_header(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let query = Query {
+        options: query,
+        callback,
+        accepts,
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -63,7 +79,7 @@ pub fn check_count(n: usize, max: usize) -> Result<(), ApiError> {
 async fn read_form(
     req: Request,
     content_type: &str,
-    query: OptionParams,
+    query: Query,
     config: &ServeConfig,
 ) -> Result<Vec<Item>, ApiError> {
     let boundary = multer::parse_boundary(content_type)
@@ -76,8 +92,8 @@ async fn read_form(
     let stream = req.into_body().into_data_stream().map_err(std::io::Error::other);
     let mut form = multer::Multipart::with_constraints(stream, boundary, limits);
     let mut images: Vec<(String, Bytes)> = Vec::new();
-    let mut params = OptionParams::default();
-    let mut callback = query.callback_url.clone();
+    let mut params = Raw::default();
+    let mut callback = query.callback.clone();
     while let Some(field) = form.next_field().await.map_err(|e| form_error(e, config))? {
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().map(str::to_string);
@@ -91,6 +107,10 @@ async fn read_form(
             images.push((label, bytes));
         } else {
             let text = field.text().await.map_err(|e| form_error(e, config))?;
+            // An empty field is one not filled in: it leaves the default.
+            if text.trim().is_empty() && options::known_field(&name, &["callback_url"]) {
+                continue;
+            }
             if name == "callback_url" {
                 callback = Some(text);
             } else if !params.set(&name, text) {
@@ -99,7 +119,7 @@ async fn read_form(
         }
     }
     check_count(images.len(), config.max_batch_items)?;
-    let options = params.over(query).resolve(BATCH_ACCEPT)?;
+    let options = Negotiated::new(params.over(query.options.0).parse()?, query.accepts);
     let callback = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;
@@ -118,29 +138,25 @@ fn form_error(e: multer::Error, config: &ServeConfig) -> ApiError {
 }
 
 /// The JSON form: URLs, each checked like a job's `url`.
-fn json_items(body: &Bytes, query: OptionParams, max_items: usize) -> Result<Vec<Item>, ApiError> {
-    let json: JsonBatch = serde_json::from_slice(body)
+fn json_items(body: &Bytes, query: Query, max_items: usize) -> Result<Vec<Item>, ApiError> {
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the JSON body is malformed: {e}")))?;
-    check_count(json.urls.len(), max_items)?;
-    let callback = json.callback_url.or(query.callback_url.clone());
-    let params = OptionParams {
-        width: json_scalar(json.width),
-        height: json_scalar(json.height),
-        fit: json.fit,
-        format: json.format,
-        quality: json_scalar(json.quality),
-        enlarge: json_scalar(json.enlarge),
-        dpr: json_scalar(json.dpr),
-        gravity: json.gravity,
-        animated: json_scalar(json.animated),
-        ..OptionParams::default()
+    let raw = json_options(&json, &["urls", "callback_url"])?;
+    let urls: Vec<String> = match json.get("urls") {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|u| u.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::BadRequest("the JSON body's urls must all be strings".into()))?,
+        _ => return Err(ApiError::BadRequest("the JSON body needs a urls list".into())),
     };
-    let options = params.over(query).resolve(BATCH_ACCEPT)?;
+    check_count(urls.len(), max_items)?;
+    let callback = json_text(&json, "callback_url")?.or(query.callback);
+    let options = Negotiated::new(raw.over(query.options.0).parse()?, query.accepts);
     let callback = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
         .transpose()?;
-    json.urls
-        .iter()
+    urls.iter()
         .map(|url| {
             let url = check_url_field(UrlField::Source, url)?;
             Ok((

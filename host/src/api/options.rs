@@ -1,0 +1,103 @@
+//! The thumbnail options as HTTP takes them: the query-string extractor, and the OpenAPI
+//! parameters and body properties, all made from [`resizer_core::request::OPTIONS`], so the
+//! document, the parsers and every other front end share one definition.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use resizer_core::request::{Kind, OPTIONS, OptionDef, OptionError, Raw};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Required};
+
+use super::error::ApiError;
+
+/// The options of a request's query string, as text; unknown names never get this far (the
+/// `params` middleware refuses them, naming those the route allows).
+#[derive(Debug, Default, Clone)]
+pub struct OptionParams(pub Raw);
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        Ok(OptionParams(Raw::from_pairs(
+            pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )))
+    }
+}
+
+impl utoipa::IntoParams for OptionParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        OPTIONS
+            .iter()
+            .map(|def| {
+                ParameterBuilder::new()
+                    .name(def.name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(def.help))
+                    .schema(Some(schema(def, false)))
+                    .build()
+            })
+            .collect()
+    }
+}
+
+impl From<OptionError> for ApiError {
+    fn from(e: OptionError) -> Self {
+        ApiError::InvalidOptions(e.to_string())
+    }
+}
+
+/// The schema of one option's value. Form fields carry text, JSON bodies typed values; both
+/// take the same range.
+pub fn schema(def: &OptionDef, with_default: bool) -> RefOr<Schema> {
+    let b = ObjectBuilder::new().description(Some(def.help));
+    let b = match def.kind {
+        Kind::Integer { min, max } => b.schema_type(Type::Integer).minimum(Some(min)).maximum(Some(max)),
+        Kind::Number { min, max } => b
+            .schema_type(Type::Number)
+            .minimum(Some(min as f64))
+            .maximum(Some(max as f64)),
+        Kind::Bool => b.schema_type(Type::Boolean),
+        Kind::Choice(words) => b
+            .schema_type(Type::String)
+            .enum_values(Some(words.iter().copied())),
+        Kind::Text => b.schema_type(Type::String),
+    };
+    let b = b.examples([crate::jobs::view::option_json(def, def.example)]);
+    let b = match (with_default, def.default) {
+        (true, Some(d)) => b.default(Some(crate::jobs::view::option_json(def, d))),
+        _ => b,
+    };
+    b.build().into()
+}
+
+/// Whether `name` is an option or one of the route's own `fields` (an unknown name is refused
+/// even when empty).
+pub fn known_field(name: &str, fields: &[&str]) -> bool {
+    fields.contains(&name) || resizer_core::request::options::find(name).is_some()
+}
+
+/// An object schema with the options as optional properties, after `fields`.
+pub fn body_schema(description: &str, fields: ObjectBuilder) -> RefOr<Schema> {
+    OPTIONS
+        .iter()
+        .fold(fields.description(Some(description)), |b, def| {
+            b.property(def.name, schema(def, true))
+        })
+        .build()
+        .into()
+}
+
+/// A binary property (a file part).
+pub fn binary(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .description(Some(description))
+}
