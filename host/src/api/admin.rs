@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::input::{drain, multipart_error, read_body};
 use crate::sandbox::validate::CanaryReport;
-use crate::store::ComponentRecord;
+use crate::jobs::ComponentRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

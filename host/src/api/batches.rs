@@ -19,7 +19,7 @@ use super::{AppState, Owner};
 use crate::jobs::Submission;
 use crate::jobs::batch::BatchItem;
 use crate::jobs::view::JobView;
-use crate::store::{Batch, JobStatus, Member};
+use crate::jobs::{Batch, JobStatus, Member};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 
@@ -213,7 +213,6 @@ async fn create(
 pub(super) async fn owned_batch(state: &AppState, id: Uuid, owner: &Owner) -> Result<Batch, ApiError> {
     state
         .jobs
-        .store
         .batch(id, owner.0.as_deref())
         .await?
         .ok_or_else(|| ApiError::BatchNotFound(id.to_string()))

@@ -11,7 +11,7 @@ use crate::jobs::JobsError;
 use crate::sandbox::SandboxError;
 use crate::sandbox::registry::RegistryError;
 use crate::sandbox::validate::Step;
-use crate::store::StoreError;
+use crate::jobs::StoreError;
 
 /// Why a request failed. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ async fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the failing check")))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database_ok = match state.jobs.store.ping().await {
+    let database_ok = match state.jobs.ping().await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database check failed");

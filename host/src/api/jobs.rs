@@ -21,7 +21,7 @@ use super::options::OptionParams;
 use crate::codes::Code;
 use crate::jobs::Finished;
 use crate::jobs::view::{JobList, JobView};
-use crate::store::{Deleted, Job, JobStatus, decode_cursor};
+use crate::jobs::{Deleted, Job, JobStatus, decode_cursor};
 use resizer_core::request::{Accepts, Format, Negotiated};
 
 /// Longest `?wait=` a poll may ask for.
@@ -168,7 +168,6 @@ async fn list(
     }
     let page = state
         .jobs
-        .store
         .list(owner.0.as_deref(), status, limit, params.cursor.as_deref())
         .await?;
     Ok(Json(JobList {
@@ -287,7 +286,6 @@ async fn thumbnail(
     let id = parse_id(&id)?;
     let job = state
         .jobs
-        .store
         .get(id, owner.0.as_deref())
         .await?
         .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
@@ -296,8 +294,7 @@ async fn thumbnail(
             // The job may have been deleted or expired since it was read.
             let data = state
                 .jobs
-                .store
-                .blob(hash)
+                .thumbnail_bytes(hash)
                 .await?
                 .ok_or_else(|| ApiError::JobNotFound(id.to_string()))?;
             // A job's thumbnail never changes; it only disappears when the job goes.

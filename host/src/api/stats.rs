@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::{QueueStats, now_ms};
+use crate::jobs::{QueueStats, now_ms};
 use crate::telemetry as t;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,7 +56,7 @@ pub struct ComponentInfo {
 
 async fn gather(state: &AppState) -> Result<(Stats, QueueStats), ApiError> {
     let now = now_ms();
-    let queue = state.jobs.store.stats(now - WINDOW.as_millis() as i64).await?;
+    let queue = state.jobs.stats(now - WINDOW.as_millis() as i64).await?;
     let active = state.jobs.components.active();
     let stats = Stats {
         queue_depth: queue.queued,

@@ -5,7 +5,8 @@
 //!   waiting caller; and the sweeper;
 //! - [`webhooks`]: signed, retried deliveries of finished jobs;
 //! - [`batch`]: many submissions recorded as one batch;
-//! - [`view`]: the job as clients see it (the API's answers and the webhooks' bodies).
+//! - [`view`]: the job as clients see it (the API's answers and the webhooks' bodies);
+//! - `read`: what the API reads (jobs, thumbnails, batches, figures), so it never needs the store.
 //!
 //! A job's bytes go in once: the submission hashes them once, the store keeps them once under
 //! that hash, and this host's worker takes them from memory ([`handoff`]) rather than reading
@@ -13,6 +14,7 @@
 
 pub mod batch;
 mod handoff;
+mod read;
 pub mod submit;
 pub mod view;
 pub mod webhooks;
@@ -29,8 +31,11 @@ use uuid::Uuid;
 
 use crate::config::ServeConfig;
 use crate::sandbox::registry::{Registry, RegistryError};
-use crate::store::{Deleted, Job, Store, StoreError, Wakers};
+use crate::store::{Store, Wakers};
 
+pub use crate::store::{
+    Batch, ComponentRecord, Deleted, Job, JobStatus, Member, Page, QueueStats, StoreError, decode_cursor, now_ms,
+};
 pub use handoff::Finished;
 pub use submit::{Source, Submission, Submitted};
 

@@ -17,7 +17,7 @@ use zip::{CompressionMethod, ZipWriter};
 use super::super::error::ApiError;
 use super::super::{AppState, Owner};
 use super::{BatchView, owned_batch, parse_batch_id, stream_body};
-use crate::store::{Batch, JobStatus, Store};
+use crate::jobs::{Batch, JobStatus, Jobs};
 
 /// A zip of the finished thumbnails, named `NNN-name.FORMAT` in the batch's order, and
 /// `batch.json`. Jobs still running are left out; fetch it again once `finished` is true.
@@ -32,7 +32,7 @@ pub async fn archive(
     let id = parse_batch_id(&id)?;
     let batch = owned_batch(&state, id, &owner).await?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(write_zip(state.jobs.store.clone(), batch, tx));
+    tokio::spawn(write_zip(state.jobs.clone(), batch, tx));
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
@@ -74,15 +74,15 @@ impl Write for Pending {
     }
 }
 
-async fn write_zip(store: Arc<Store>, batch: Batch, tx: Chunks) {
-    if let Err(e) = try_write_zip(&store, batch, &tx).await {
+async fn write_zip(jobs: Arc<Jobs>, batch: Batch, tx: Chunks) {
+    if let Err(e) = try_write_zip(&jobs, batch, &tx).await {
         // The client sees a broken transfer rather than a zip that looks whole.
         tracing::warn!(error = %e, "writing a batch archive failed");
         let _ = tx.send(Err(e)).await;
     }
 }
 
-async fn try_write_zip(store: &Store, batch: Batch, tx: &Chunks) -> std::io::Result<()> {
+async fn try_write_zip(jobs: &Jobs, batch: Batch, tx: &Chunks) -> std::io::Result<()> {
     let pending = Pending::default();
     let mut zip = ZipWriter::new_stream(pending.clone());
     let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
@@ -95,7 +95,7 @@ async fn try_write_zip(store: &Store, batch: Batch, tx: &Chunks) -> std::io::Res
             continue;
         };
         // Deleted or expired since the batch was read: left out, like an unfinished job.
-        let Some(data) = store.blob(hash).await.map_err(std::io::Error::other)? else {
+        let Some(data) = jobs.thumbnail_bytes(hash).await.map_err(std::io::Error::other)? else {
             continue;
         };
         let name = entry_name(member.position, &member.name, member.job.output_format().name());
