@@ -49,7 +49,7 @@ const CASES: &[Case] = &[
     // Automatic sides, dpr, and the enlarge rule both ways.
     case("width=400", None, PHOTO, "image/jpeg"),
     case("height=80&dpr=1.5", None, PHOTO, "image/jpeg"),
-    case("width=64&height=64", None, SMALL, "image/png"),
+    case("width=64&height=64", None, SMALL, "image/jpeg"),
     case(
         "width=64&height=64&enlarge=true&format=png",
         None,
