@@ -1,10 +1,19 @@
 #!/usr/bin/env node
-// Drives the dashboard (/) in headless Chromium as a person would: uploads an image, waits
-// for its thumbnail to show up in the recent jobs, checks the image's real size, opens the
-// job's detail, and takes a screenshot.
+// Drives the dashboard (/) in headless Chromium as a person would: waits for the option
+// controls (which the page makes from /openapi.json), sets some, submits an image file or an
+// image URL, waits for the thumbnail to show up in the recent jobs, checks its real size,
+// opens the job's detail, and takes a screenshot.
 //
-//   node dashboard.mjs --base http://127.0.0.1:PORT --image img.jpg --width 64 --height 64 \
-//     --expect-width W --expect-height H --screenshot out.png [--api-key KEY]
+//   node dashboard.mjs --base http://127.0.0.1:PORT (--image img.jpg | --url URL) \
+//     [--set NAME=VALUE ...] --expect-width W --expect-height H --screenshot out.png \
+//     [--api-key KEY]
+//
+// --set fills the control whose id is NAME: a <select> by value, a checkbox checked for
+// "true" and unchecked for "false", any other input by typing VALUE.
+//
+// The summary reports the option controls as the page first showed them (`controls`), the
+// form fields the page posted (`sent`; the file as `<file NAME>`), and the source
+// URL the detail panel shows (`detail_source`).
 //
 // Every request the page makes is recorded, and any that would leave loopback is aborted
 // before it is sent and fails the run. Prints one JSON line and exits 0, or the reason on
@@ -12,17 +21,17 @@
 
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { loopbackPage } from './loopback.mjs';
+import { loopbackPage, multipartFields } from './loopback.mjs';
 
-const OVERALL_MS = 90_000;
+const OVERALL_MS = 120_000;
 const THUMB_MS = 60_000;
 
 const { values: opt } = parseArgs({
   options: {
     base: { type: 'string' },
     image: { type: 'string' },
-    width: { type: 'string', default: '64' },
-    height: { type: 'string', default: '64' },
+    url: { type: 'string' },
+    set: { type: 'string', multiple: true, default: [] },
     'expect-width': { type: 'string' },
     'expect-height': { type: 'string' },
     screenshot: { type: 'string' },
@@ -30,12 +39,24 @@ const { values: opt } = parseArgs({
   },
   strict: true,
 });
-for (const name of ['base', 'image', 'expect-width', 'expect-height', 'screenshot']) {
+for (const name of ['base', 'expect-width', 'expect-height', 'screenshot']) {
   if (!opt[name]) {
     console.error(`dashboard.mjs: --${name} is required`);
     process.exit(1);
   }
 }
+if (Boolean(opt.image) === Boolean(opt.url)) {
+  console.error('dashboard.mjs: give one of --image and --url');
+  process.exit(1);
+}
+const settings = opt.set.map((s) => {
+  const at = s.indexOf('=');
+  if (at < 1) {
+    console.error(`dashboard.mjs: --set ${s}: expected NAME=VALUE`);
+    process.exit(1);
+  }
+  return [s.slice(0, at), s.slice(at + 1)];
+});
 const base = opt.base.replace(/\/+$/, '');
 const expectWidth = Number(opt['expect-width']);
 const expectHeight = Number(opt['expect-height']);
@@ -59,16 +80,40 @@ async function run() {
     throw new Error(`the page could not read /v1/stats: ${await page.textContent('#error')}`);
   });
   if (await page.isVisible('#key-hint')) throw new Error('the server requires an API key: pass --api-key');
-  await page.fill('#width', opt.width);
-  await page.fill('#height', opt.height);
-  await page.selectOption('#fit', 'contain');
-  await page.selectOption('#format', 'png');
+
+  // The option controls, as the page made them from /openapi.json, before anything is touched.
+  await page.waitForSelector('#options [name]', { timeout: 15_000 }).catch(async () => {
+    throw new Error(`no option controls were made: ${await page.textContent('#error')}`);
+  });
+  const controls = await page.$$eval('#options [name]', (els) => els.map((c) => ({
+    id: c.id, name: c.name, tag: c.tagName.toLowerCase(), type: c.type, value: c.value,
+    checked: c.type === 'checkbox' ? c.checked : null, min: c.min ?? null, max: c.max ?? null,
+    step: c.step ?? null, placeholder: c.placeholder ?? null, title: c.title,
+    label: c.closest('label') ? c.closest('label').firstChild.textContent.trim() : null,
+    choices: c.tagName === 'SELECT' ? [...c.options].map((o) => o.value) : null,
+  })));
+
+  for (const [name, value] of settings) {
+    const control = page.locator(`#options [id="${name}"]`);
+    if (await control.count() !== 1) throw new Error(`--set ${name}: the page has no control #${name}`);
+    const kind = await control.evaluate((c) => (c.tagName === 'SELECT' ? 'select' : c.type));
+    if (kind === 'select') {
+      const picked = await control.selectOption(value);
+      if (!picked.includes(value)) throw new Error(`--set ${name}: ${value} is not one of its choices`);
+    } else if (kind === 'checkbox') {
+      await control.setChecked(value === 'true');
+    } else {
+      await control.fill(value);
+    }
+  }
 
   const posted = page.waitForResponse((r) => r.request().method() === 'POST'
     && new URL(r.url()).pathname === '/v1/jobs', { timeout: 30_000 });
-  await page.setInputFiles('#files', path.resolve(opt.image));
+  if (opt.url) await page.fill('#url', opt.url);
+  else await page.setInputFiles('#files', path.resolve(opt.image));
   await page.click('#submit');
   const response = await posted;
+  const sent = multipartFields(response.request());
   const body = await response.json().catch(() => null);
   if (response.status() !== 202 || !body || !body.id) {
     throw new Error(`POST /v1/jobs answered ${response.status()}: ${body && (body.detail || JSON.stringify(body))}`);
@@ -104,11 +149,21 @@ async function run() {
   }, id, { timeout: 10_000 }).catch(async () => {
     throw new Error(`#detail does not show job ${id} as "succeeded": ${(await page.textContent('#detail')).slice(0, 300)}`);
   });
+  let detailSource = null;
+  if (opt.url) {
+    await page.waitForFunction((url) => {
+      const p = document.getElementById('detail-source');
+      return !p.hidden && p.textContent.includes(url);
+    }, opt.url, { timeout: 10_000 }).catch(async () => {
+      throw new Error(`#detail-source does not show ${opt.url}: ${await page.textContent('#detail-source')}`);
+    });
+    detailSource = await page.textContent('#detail-source');
+  }
 
   await page.screenshot({ path: opt.screenshot, fullPage: true });
   if (pageErrors.length) throw new Error(`uncaught errors in the page: ${pageErrors.join('; ')}`);
   if (nonLoopback.length) throw new Error(`requests that would leave loopback: ${nonLoopback.join(', ')}`);
-  return { id, width: seen.width, height: seen.height };
+  return { id, width: seen.width, height: seen.height, controls, sent, detailSource };
 }
 
 let timer;
@@ -119,7 +174,8 @@ let code = 1;
 try {
   const r = await Promise.race([run(), overall]);
   console.log(JSON.stringify({
-    ok: true, job: r.id, width: r.width, height: r.height,
+    ok: true, job: r.id, width: r.width, height: r.height, controls: r.controls, sent: r.sent,
+    detail_source: r.detailSource,
     request_count: requests.length, requests: [...new Set(requests)], non_loopback: nonLoopback,
   }));
   code = 0;

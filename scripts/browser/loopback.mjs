@@ -43,3 +43,28 @@ export async function loopbackPage(requests, nonLoopback) {
   });
   return { browser, page };
 }
+
+/** The fields of a request's multipart/form-data body as `[name, value]` pairs, in order; a
+ * file part's value is `<file NAME>` (Chromium reports a file part's headers, not its bytes).
+ * `null` when the body is not multipart or the browser did not report it. */
+export function multipartFields(request) {
+  const type = request.headers()['content-type'] || '';
+  const boundary = /^multipart\/form-data;.*\bboundary=(?:"([^"]+)"|([^;]+))/i.exec(type);
+  const body = request.postDataBuffer();
+  if (!boundary || !body) return null;
+  const text = body.toString('latin1');
+  const delimiter = `--${boundary[1] || boundary[2]}`;
+  const fields = [];
+  for (const part of text.split(delimiter).slice(1)) {
+    if (part.startsWith('--')) break; // the closing delimiter
+    const end = part.indexOf('\r\n\r\n');
+    if (end < 0) continue;
+    const head = part.slice(0, end);
+    const value = part.slice(end + 4).replace(/\r\n$/, '');
+    const name = /\bname="([^"]*)"/i.exec(head);
+    const file = /\bfilename="([^"]*)"/i.exec(head);
+    if (!name) continue;
+    fields.push([name[1], file ? `<file ${file[1]}>` : Buffer.from(value, 'latin1').toString('utf8')]);
+  }
+  return fields;
+}

@@ -1,7 +1,9 @@
 //! `/`: the dashboard, one HTML file (inline CSS and JS, no framework) compiled into the
 //! binary. It polls `/v1/stats` and `/v1/jobs` and submits through `POST /v1/jobs`, so it
-//! shows nothing the API does not. Its Content-Security-Policy allows only this origin: the
-//! page cannot load anything from elsewhere, even if edited to.
+//! shows nothing the API does not; its option controls are made from `/openapi.json` when it
+//! loads, so they are the server's own options, ranges and defaults. Its
+//! Content-Security-Policy allows only this origin: the page cannot load anything from
+//! elsewhere, even if edited to.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};

@@ -15,6 +15,15 @@ use super::AppState;
         title = "edgethumb",
         description = "Thumbnails made in a wasm sandbox. Errors are RFC 9457 problem+json with a stable `code`."
     ),
+    // The order of this list is the order of Swagger UI's sections (and of a generated
+    // client's): what most readers came for first.
+    tags(
+        (name = "jobs", description = "Submit an image, follow its job, download the thumbnail; or all in one request (`/v1/thumbnail`)."),
+        (name = "batches", description = "Many images in one request; their thumbnails come back as a zip."),
+        (name = "monitoring", description = "The numbers the dashboard shows, and Prometheus metrics."),
+        (name = "health", description = "Liveness and readiness."),
+        (name = "admin", description = "The resizer components: upload, activate, roll back (`--admin-token`)."),
+    ),
     components(schemas(super::error::Problem)),
     modifiers(&BearerSchemes),
     security((), ("api_key" = []))
