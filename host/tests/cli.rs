@@ -114,6 +114,8 @@ fn help_documents_the_commands_and_flags() {
     let o = edgethumb().args(["thumb", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
     for flag in [
+        "--overwrite",
+        "./thumbs/",
         "--width",
         "--height",
         "--fit",
@@ -197,25 +199,30 @@ fn thumb_a_directory_keeps_going_past_a_bad_file() {
     assert!(err.contains("2 of 3 thumbnails written"), "{err}");
     assert!(err.contains("1 failed") && err.contains("broken.jpg"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(size_of(&out.path().join("coffee.jpeg")), (80, 53));
-    assert_eq!(size_of(&out.path().join("small.jpeg")), (80, 60));
+    assert_eq!(size_of(&out.path().join("coffee.jpg")), (80, 53));
+    // Without --enlarge a source smaller than the box keeps its size.
+    assert_eq!(size_of(&out.path().join("small.jpg")), (64, 48));
     assert!(
         !out.path().join("sub").exists(),
         "not recursive without --recursive"
     );
-    // Recursively, the subdirectory's image lands in the same subdirectory.
+    // Recursively, the subdirectory's image lands in the same subdirectory (--overwrite: the
+    // first run's thumbnails are there).
     let o = edgethumb()
         .arg("thumb")
         .arg("--recursive")
+        .arg("--overwrite")
         .arg(input.path())
         .arg("-o")
         .arg(out.path())
+        .args(["--width", "50", "--height", "50"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("3 of 4 thumbnails written"), "{err}");
-    assert_eq!(size_of(&out.path().join("sub/deep.png")), (100, 75));
+    assert_eq!(size_of(&out.path().join("coffee.jpg")), (50, 33));
+    assert_eq!(size_of(&out.path().join("sub/deep.jpg")), (50, 38));
     // Piped, no progress bar is drawn: stderr is the summary alone.
     assert!(!err.contains("ETA"), "{err}");
 }
@@ -289,7 +296,337 @@ fn batch_against_a_running_server() {
         "{err}"
     );
     // The server's default format, auto, makes JPEGs of these opaque images.
-    assert_eq!(size_of(&out.path().join("coffee.jpeg")), (64, 43));
-    assert_eq!(size_of(&out.path().join("sub/deep.jpeg")), (64, 48));
+    assert_eq!(size_of(&out.path().join("coffee.jpg")), (64, 43));
+    assert_eq!(size_of(&out.path().join("sub/deep.jpg")), (64, 48));
+    runtime.block_on(server.stop());
+}
+
+/// The four small corpus images the output-safety tests run on, by the name they are copied
+/// under: an opaque JPEG, a PNG, a still GIF and an animated GIF.
+const SMALL: [(&str, &str); 4] = [
+    ("cat.jpg", "formats/jpg/progressive/cat.jpg"),
+    ("iptc.png", "formats/png/iptc.png"),
+    ("still.gif", "formats/gif/simple/alpha_gif_a.gif"),
+    ("anim.gif", "formats/gif/anim/any-disposal.gif"),
+];
+
+/// A folder holding writable copies of [`SMALL`] (the corpus files are read-only, which would
+/// hide a write over an input).
+fn small_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, path) in SMALL {
+        let bytes = std::fs::read(common::corpus_dir().join(path)).unwrap();
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Every file in `dir` (not below it) with its sha256.
+fn hashes(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), sha256(&p)))
+        .collect()
+}
+
+/// The extension a thumbnail's bytes call for.
+fn extension_of(bytes: &[u8]) -> &'static str {
+    match image::guess_format(bytes).unwrap() {
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::Jpeg => "jpg",
+        image::ImageFormat::WebP => "webp",
+        image::ImageFormat::Avif => "avif",
+        image::ImageFormat::Gif => "gif",
+        other => panic!("not an output format: {other:?}"),
+    }
+}
+
+/// `dir` holds exactly one thumbnail per stem, each under the extension its bytes call for.
+fn assert_thumbnails(dir: &std::path::Path, stems: &[&str]) {
+    let mut found: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let ext = path.extension().unwrap().to_string_lossy();
+        assert_eq!(ext, extension_of(&bytes), "{}", path.display());
+        found.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    found.sort();
+    let mut stems = stems.to_vec();
+    stems.sort();
+    assert_eq!(found, stems, "in {}", dir.display());
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn thumb_of_a_folder_writes_into_thumbs_and_never_over_the_photos() {
+    let dir = small_folder();
+    let before = hashes(dir.path());
+    let o = edgethumb()
+        .current_dir(dir.path())
+        .args(["thumb", "."])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("4 of 4 thumbnails written"), "{}", stderr(&o));
+    assert_eq!(
+        hashes(dir.path()),
+        before,
+        "an input changed, or a file was added beside them"
+    );
+    assert_thumbnails(&dir.path().join("thumbs"), &["anim", "cat", "iptc", "still"]);
+
+    // Named files, `./` and all, go to ./thumbs as well.
+    let dir = small_folder();
+    let o = edgethumb()
+        .current_dir(dir.path())
+        .args(["thumb", "cat.jpg", "./iptc.png"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(hashes(dir.path()), before);
+    assert_thumbnails(&dir.path().join("thumbs"), &["cat", "iptc"]);
+
+    // One file with no -o: ./thumbs/NAME.EXT too.
+    let dir = small_folder();
+    let o = edgethumb()
+        .current_dir(dir.path())
+        .args(["thumb", "cat.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(hashes(dir.path()), before);
+    assert_thumbnails(&dir.path().join("thumbs"), &["cat"]);
+
+    // A second --recursive run does not make thumbnails of ./thumbs.
+    let o = edgethumb()
+        .current_dir(dir.path())
+        .args(["thumb", "--recursive", "."])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 of 4 thumbnails written"), "{}", stderr(&o));
+    assert!(!dir.path().join("thumbs/thumbs").exists());
+}
+
+#[test]
+fn existing_outputs_are_kept_unless_overwrite_and_inputs_always() {
+    let dir = small_folder();
+    let inputs = hashes(dir.path());
+    let thumb = |args: &[&str]| {
+        edgethumb()
+            .current_dir(dir.path())
+            .arg("thumb")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // -o FILE that exists: a usage error before any work, the file as it was.
+    std::fs::write(dir.path().join("precious.png"), b"precious").unwrap();
+    let o = thumb(&["iptc.png", "-o", "precious.png"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists") && stderr(&o).contains("--overwrite"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("precious.png")).unwrap(),
+        b"precious"
+    );
+    let o = thumb(&["iptc.png", "-o", "precious.png", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bytes = std::fs::read(dir.path().join("precious.png")).unwrap();
+    assert_eq!(image::guess_format(&bytes).unwrap(), image::ImageFormat::Png);
+    std::fs::remove_file(dir.path().join("precious.png")).unwrap();
+
+    // An input as the output, however it is spelled, even with --overwrite.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("iptc.png", dir.path().join("link.png")).unwrap();
+    for (input, output) in [
+        ("iptc.png", "iptc.png"),
+        ("iptc.png", "./iptc.png"),
+        ("./iptc.png", "iptc.png"),
+        ("iptc.png", "link.png"),
+    ] {
+        let o = thumb(&[input, "-o", output, "--overwrite"]);
+        assert_eq!(o.status.code(), Some(2), "{input} -o {output}: {}", stderr(&o));
+        assert!(stderr(&o).contains("is an input"), "{}", stderr(&o));
+    }
+    // A directory holding the inputs as the output directory.
+    let o = thumb(&[".", "-o", ".", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("which is an input"), "{}", stderr(&o));
+    #[cfg(unix)]
+    std::fs::remove_file(dir.path().join("link.png")).unwrap();
+    assert_eq!(hashes(dir.path()), inputs);
+    assert!(
+        !dir.path().join("thumbs").exists(),
+        "nothing is written on a usage error"
+    );
+
+    // In ./thumbs, an existing thumbnail fails its input (exit 1) and the others are written.
+    std::fs::create_dir(dir.path().join("thumbs")).unwrap();
+    std::fs::write(dir.path().join("thumbs/iptc.png"), b"old").unwrap();
+    let o = thumb(&["cat.jpg", "iptc.png", "--format", "png"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("1 of 2 thumbnails written"), "{err}");
+    assert!(
+        err.contains("iptc.png") && err.contains("already exists"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("thumbs/iptc.png")).unwrap(), b"old");
+    assert!(dir.path().join("thumbs/cat.png").exists());
+    let o = thumb(&["cat.jpg", "iptc.png", "--format", "png", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_thumbnails(&dir.path().join("thumbs"), &["cat", "iptc"]);
+    assert_eq!(hashes(dir.path()), inputs);
+}
+
+#[test]
+fn extensions_are_the_format_made() {
+    let dir = small_folder();
+    let thumb = |args: &[&str]| {
+        edgethumb()
+            .current_dir(dir.path())
+            .arg("thumb")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // An animation kept is a GIF (auto, without an Accept to say WebP).
+    let o = thumb(&["anim.gif", "--animated"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let gif = std::fs::read(dir.path().join("thumbs/anim.gif")).unwrap();
+    assert!(gif.starts_with(b"GIF8"));
+    assert_thumbnails(&dir.path().join("thumbs"), &["anim"]);
+    // ...so -o NAME.png (a PNG asked for) does not get one.
+    let o = thumb(&["anim.gif", "--animated", "-o", "anim-thumb.png"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!dir.path().join("anim-thumb.png").exists());
+    let o = thumb(&[
+        "anim.gif",
+        "--animated",
+        "--format",
+        "webp",
+        "-o",
+        "anim-thumb.gif",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("name it anim-thumb.webp"), "{}", stderr(&o));
+    assert!(!dir.path().join("anim-thumb.gif").exists());
+    // JPEG is .jpg; -o x.png with --format jpeg is refused rather than mislabelled.
+    let o = thumb(&["iptc.png", "--format", "jpeg"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.path().join("thumbs/iptc.jpg").exists());
+    let o = thumb(&["iptc.png", "--format", "jpeg", "-o", "x.png"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("x.jpg"), "{}", stderr(&o));
+    assert!(!dir.path().join("x.png").exists());
+    // An extension that names no output format is a usage error before any work.
+    for name in ["x.tiff", "x.txt", "x"] {
+        let o = thumb(&["cat.jpg", "-o", name]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("-o {name}:")), "{}", stderr(&o));
+        assert!(!dir.path().join(name).exists());
+    }
+    assert!(stderr(&thumb(&["cat.jpg", "-o", "x.tiff"])).contains(".tiff is not an output format"));
+    // The name's own format is what is made.
+    let o = thumb(&["cat.jpg", "-o", "x.webp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        extension_of(&std::fs::read(dir.path().join("x.webp")).unwrap()),
+        "webp"
+    );
+}
+
+#[test]
+fn exit_codes_say_done_partly_done_or_misused() {
+    let dir = small_folder();
+    let run = |args: &[&str]| {
+        edgethumb()
+            .current_dir(dir.path())
+            .arg("thumb")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&["cat.jpg", "iptc.png"]).status.code(), Some(0));
+    // One corrupt file: the others are written, the summary names it, exit 1.
+    std::fs::write(dir.path().join("corrupt.png"), b"\x89PNG\r\n\x1a\n not a png").unwrap();
+    let o = run(&[".", "-o", "out"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("4 of 5 thumbnails written") && err.contains("1 failed"),
+        "{err}"
+    );
+    assert!(err.contains("corrupt.png"), "{err}");
+    assert_thumbnails(&dir.path().join("out"), &["anim", "cat", "iptc", "still"]);
+    // Usage errors: 2, with nothing written.
+    for args in [
+        &["missing.jpg", "cat.jpg", "-o", "u"][..],
+        &["cat.jpg", "--no-such-flag"],
+        &["cat.jpg", "iptc.png", "-o", "-"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!dir.path().join("u").exists());
+    }
+    assert!(stderr(&run(&["missing.jpg"])).contains("missing.jpg does not exist"));
+}
+
+#[test]
+fn batch_of_a_folder_writes_into_thumbs_and_never_over_the_photos() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = runtime.block_on(common::server::TestServer::start(data.path(), &[]));
+    let dir = small_folder();
+    let before = hashes(dir.path());
+    let batch = |args: &[&str]| {
+        edgethumb()
+            .current_dir(dir.path())
+            .args(["batch", "--server", &server.url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = batch(&["."]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(hashes(dir.path()), before);
+    // The server's auto: JPEG for the opaque photo; each named as the server said.
+    assert_thumbnails(&dir.path().join("thumbs"), &["anim", "cat", "iptc", "still"]);
+    assert!(dir.path().join("thumbs/cat.jpg").exists());
+    // Again: every thumbnail exists, so each input fails and none is touched.
+    let thumbs = hashes(&dir.path().join("thumbs"));
+    let o = batch(&["."]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 of 4 thumbnails written"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(hashes(&dir.path().join("thumbs")), thumbs);
+    // The folder itself as the output: refused before anything is sent.
+    let o = batch(&[".", "-o", ".", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(hashes(dir.path()), before);
+    // An animation kept comes back a GIF, and is named so.
+    let o = batch(&["anim.gif", "--animated", "--overwrite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        std::fs::read(dir.path().join("thumbs/anim.gif"))
+            .unwrap()
+            .starts_with(b"GIF8")
+    );
+    assert_eq!(hashes(dir.path()), before);
     runtime.block_on(server.stop());
 }

@@ -543,7 +543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.png");
         std::fs::write(&input, b"input").unwrap();
-        let items = collect(&[input.clone()], false, None).unwrap();
+        let items = collect(std::slice::from_ref(&input), false, None).unwrap();
         let outputs = Outputs::new(&items, false);
         let dotted = dir.path().join(".").join("in.png");
         assert!(outputs.write(&dotted, b"thumb").is_err());

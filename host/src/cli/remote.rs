@@ -127,7 +127,8 @@ impl Remote {
             resp.status()
         );
         // The extension is what the server says it sent (its Content-Type, else the job's
-        // result), checked against the bytes; never a guess.
+        // result; only if it says neither, the bytes' magic number), checked against the
+        // bytes; never a default.
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
