@@ -84,7 +84,7 @@ def edgethumb(binary, path, tmp):
     out = os.path.join(tmp, "edgethumb.png")
     w, h = BOX
     subprocess.run(
-        [binary, "thumb", path, "-o", out, "--width", str(w), "--height", str(h), "--format", "png"],
+        [binary, "thumb", path, "-o", out, "--overwrite", "--width", str(w), "--height", str(h), "--format", "png"],
         check=True,
         capture_output=True,
     )

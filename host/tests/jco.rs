@@ -1,6 +1,7 @@
 //! The resizer component on a second runtime: `scripts/jco/thumbs.mjs` transpiles it with jco
 //! and runs it on Node's V8 (preview2-shim, granted nothing), for every `thumbnail`, `reject`
-//! and `either` row of `../shared/corpus/MANIFEST.tsv`. Its thumbnails must be byte-identical
+//! and `either` row of `../shared/corpus/MANIFEST.tsv`, through `thumbnails.make` (WIT 1.1, with
+//! gravity, AVIF and animations), the export the host calls. Its thumbnails must be byte-identical
 //! to the host's sandboxed resizer's (wasmtime), and its refusals the same error kinds.
 //!
 //! The npm packages are pinned in scripts/jco/package-lock.json; this test installs them with
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::node::{ensure_npm_packages, repo_root, run_bounded};
 use common::*;
 use edgethumb::sandbox::SandboxError;
-use resizer_core::{Fit, Options, OutputFormat};
+use resizer_core::{Fit, Gravity, Options, OutputFormat};
 
 /// Node's whole run over the corpus takes well under a minute here.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -104,7 +105,9 @@ fn jco_on_node_gives_the_hosts_bytes_and_errors() {
         .collect();
 
     // Every row with the defaults; every thumbnail row again as a cropped JPEG; every fourth
-    // one stretched into a small WebP.
+    // one stretched into a small WebP, every fourth (another) a smart crop, every tenth a small
+    // AVIF; animations kept as GIF and as WebP. All through `thumbnails.make`, the interface
+    // the host uses, on both runtimes.
     let cover_jpeg = Options {
         width: 160,
         height: 90,
@@ -120,6 +123,29 @@ fn jco_on_node_gives_the_hosts_bytes_and_errors() {
         format: OutputFormat::Webp,
         ..Options::default()
     };
+    let smart_png = Options {
+        width: 90,
+        height: 120,
+        fit: Fit::Cover,
+        gravity: Gravity::Smart,
+        ..Options::default()
+    };
+    let north_east_avif = Options {
+        width: 48,
+        height: 48,
+        fit: Fit::Cover,
+        format: OutputFormat::Avif,
+        gravity: Gravity::NorthEast,
+        quality: 60,
+        ..Options::default()
+    };
+    let animated = |format| Options {
+        width: 48,
+        height: 48,
+        format,
+        animated: true,
+        ..Options::default()
+    };
     let mut calls = Vec::new();
     for (i, (path, expected)) in rows.iter().enumerate() {
         let mut sets = vec![Options::default()];
@@ -127,6 +153,16 @@ fn jco_on_node_gives_the_hosts_bytes_and_errors() {
             sets.push(cover_jpeg.clone());
             if i % 4 == 0 {
                 sets.push(fill_webp.clone());
+            }
+            if i % 4 == 2 {
+                sets.push(smart_png.clone());
+            }
+            if i % 10 == 5 {
+                sets.push(north_east_avif.clone());
+            }
+            if path.contains("/anim/") {
+                sets.push(animated(OutputFormat::Gif));
+                sets.push(animated(OutputFormat::Webp));
             }
         }
         for options in sets {
@@ -159,13 +195,15 @@ fn jco_on_node_gives_the_hosts_bytes_and_errors() {
     for c in &calls {
         let o = &c.options;
         text += &format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             corpus.join(&c.path).display(),
             o.width,
             o.height,
             fit_name(o.fit),
             o.format.name(),
             o.quality,
+            o.gravity.name(),
+            o.animated,
             c.out
         );
     }

@@ -4,9 +4,12 @@
 //   node scripts/jco/thumbs.mjs RESIZER.wasm LIST.tsv OUTDIR
 //
 // LIST.tsv has one call a line, no header:
-//   input_path <TAB> width <TAB> height <TAB> fit <TAB> format <TAB> quality <TAB> out_name
-// (fit: contain|cover|fill, format: png|jpeg|webp; input paths relative to the working
-// directory). Each call writes OUTDIR/out_name (the thumbnail's bytes) or OUTDIR/out_name.err:
+//   input_path <TAB> width <TAB> height <TAB> fit <TAB> format <TAB> quality <TAB> gravity
+//   <TAB> animated <TAB> out_name
+// (fit: contain|cover|fill, format: png|jpeg|webp|avif|gif, gravity: center, a compass point
+// such as north-east, smart, or focus:x,y; animated: true|false; input paths relative to the
+// working directory). Each call goes through `thumbnails.make` (WIT 1.1), as the host's do.
+// Each call writes OUTDIR/out_name (the thumbnail's bytes) or OUTDIR/out_name.err:
 // the error variant's tag on the first line (`malformed-image`, `unsupported-format`,
 // `too-large`, `invalid-options`, `internal`, or `trap` when the guest crashed) and its payload
 // on the second. Every call gets a fresh instance, as in the host's sandbox; the core modules
@@ -27,7 +30,16 @@ import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 // The host's default pixel limit (resizer_core::DEFAULT_MAX_PIXELS); a u64, so a bigint.
 const MAX_PIXELS = 52_000_000n;
 const FITS = new Set(["contain", "cover", "fill"]);
-const FORMATS = new Set(["png", "jpeg", "webp"]);
+const FORMATS = new Set(["png", "jpeg", "webp", "avif", "gif"]);
+
+/** The WIT `gravity` variant for its text form (`focus:x,y` carries a point). */
+function gravity(text) {
+    if (text.startsWith("focus:")) {
+        const [x, y] = text.slice(6).split(",").map(Number);
+        return { tag: "focus", val: { x, y } };
+    }
+    return { tag: text };
+}
 
 function fail(msg) {
     console.error(`thumbs.mjs: ${msg}`);
@@ -39,8 +51,8 @@ function parseList(text) {
     text.split("\n").forEach((line, i) => {
         if (line.trim() === "" || line.startsWith("#")) return;
         const f = line.split("\t");
-        if (f.length !== 7) fail(`LIST line ${i + 1}: expected 7 tab-separated fields, got ${f.length}`);
-        const [input, width, height, fit, format, quality, out] = f;
+        if (f.length !== 9) fail(`LIST line ${i + 1}: expected 9 tab-separated fields, got ${f.length}`);
+        const [input, width, height, fit, format, quality, grav, animated, out] = f;
         if (!FITS.has(fit)) fail(`LIST line ${i + 1}: fit ${JSON.stringify(fit)}`);
         if (!FORMATS.has(format)) fail(`LIST line ${i + 1}: format ${JSON.stringify(format)}`);
         if (out === "" || out.includes("..")) fail(`LIST line ${i + 1}: out_name ${JSON.stringify(out)}`);
@@ -54,6 +66,8 @@ function parseList(text) {
                 format,
                 quality: Number.parseInt(quality, 10),
                 maxPixels: MAX_PIXELS,
+                gravity: gravity(grav),
+                animated: animated === "true",
             },
         });
     });
@@ -132,13 +146,13 @@ async function main() {
             const image = await readFile(call.input);
             t = performance.now();
             const root = await instantiate(getCoreModule, imports);
-            const resizer = root[Object.keys(root).find((k) => k.startsWith("edgethumb:resizer/resizer@"))];
+            const thumbnails = root[Object.keys(root).find((k) => k.startsWith("edgethumb:resizer/thumbnails@"))];
             instantiateMs.push(performance.now() - t);
             t = performance.now();
             let result;
             let error;
             try {
-                result = resizer.thumbnail(image, call.options);
+                result = thumbnails.make(image, call.options);
             } catch (e) {
                 error = errorOf(e);
             }

@@ -378,7 +378,7 @@ async fn thumbnail_from_url(
     let result = async {
         let sub = Submission {
             source: Source::Url(check_url_field(UrlField::Source, &url)?),
-            options: options.clone(),
+            options,
             callback_url,
         };
         run_and_wait(&state, &owner, sub, &headers, caching).await

@@ -69,7 +69,12 @@ pub fn schema(def: &OptionDef, with_default: bool) -> RefOr<Schema> {
             .enum_values(Some(words.iter().copied())),
         Kind::Text => b.schema_type(Type::String),
     };
-    let b = b.examples([crate::jobs::view::option_json(def, def.example)]);
+    // Forms (Swagger's among them) start from the example: the default where there is one.
+    let example = match (with_default, def.default) {
+        (true, Some(default)) => default,
+        _ => def.example,
+    };
+    let b = b.examples([crate::jobs::view::option_json(def, example)]);
     let b = match (with_default, def.default) {
         (true, Some(d)) => b.default(Some(crate::jobs::view::option_json(def, d))),
         _ => b,

@@ -220,7 +220,7 @@ impl Jobs {
     /// activated while it runs.
     async fn run_in_sandbox(&self, job: &Job, source: Bytes, resizer: Resizer) -> Outcome {
         let digest = resizer.digest().to_string();
-        let options = job.options.clone();
+        let options = job.options;
         let started = Instant::now();
         let run = tokio::task::spawn_blocking(move || {
             let made = resizer.make(&source, &options)?;

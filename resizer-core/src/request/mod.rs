@@ -291,7 +291,7 @@ impl Request {
                     "width" | "height" => (self.width, self.height) != (default.width, default.height),
                     _ => value != (def.show)(&default),
                 };
-                differs.then(|| (def.name, value))
+                differs.then_some((def.name, value))
             })
             .collect()
     }

@@ -125,7 +125,7 @@ async fn read_form(
         .transpose()?;
     Ok(images
         .into_iter()
-        .map(|(name, bytes)| (name, Source::Upload(bytes), options.clone(), callback.clone()))
+        .map(|(name, bytes)| (name, Source::Upload(bytes), options, callback.clone()))
         .collect())
 }
 
@@ -162,7 +162,7 @@ fn json_items(body: &Bytes, query: Query, max_items: usize) -> Result<Vec<Item>,
             Ok((
                 url_name(&url),
                 Source::Url(url),
-                options.clone(),
+                options,
                 callback.clone(),
             ))
         })
