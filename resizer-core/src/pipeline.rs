@@ -84,25 +84,28 @@ pub fn thumbnail(data: &[u8], opts: &Options) -> Result<Thumbnail, Error> {
     })
 }
 
-/// An animation's thumbnail (see [`crate::animation`]); `None` for a still image. Smart crops
+/// An animation's thumbnail in the asked format, GIF or WebP (see [`crate::animation`]);
+/// `None` for a still image, which is thumbnailed as usual whatever the format. Smart crops
 /// are centred here: a crop chosen per frame would jump about.
 fn animated_thumbnail(data: &[u8], opts: &Options) -> Result<Option<Thumbnail>, Error> {
     let info = probe(data)?;
     if info.frame_count < 2 {
         return Ok(None);
     }
+    // A format that holds one frame is wrong whatever the size, so it is reported first.
+    crate::animation::check_format(&info, opts.format)?;
     crate::animation::check_limit(&info, opts.max_pixels)?;
     let (w, h) = target_size(info.width, info.height, opts.width, opts.height, opts.fit);
     let anchor = opts
         .gravity
         .focus()
         .map_or(Anchor::CENTER, |(x, y)| Anchor::Focus(x, y));
-    let data = crate::animation::thumbnail(data, &info, (w, h), opts.fit, anchor)?;
+    let data = crate::animation::thumbnail(data, &info, (w, h), opts.fit, anchor, opts.format, opts.quality)?;
     Ok(Some(Thumbnail {
         data,
         width: w,
         height: h,
-        format: OutputFormat::Gif,
+        format: opts.format,
         source: info,
     }))
 }

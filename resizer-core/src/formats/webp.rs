@@ -4,8 +4,9 @@
 //! decoding, IDCT and upsampling each cost 7–35%), so we use the reference decoder itself.
 //!
 //! libwebp can also rescale as it decodes (an exact area average, row by row), which is the
-//! shrink-on-load for WebP: the full-size picture is never made. Animations are left to the
-//! `image` crate, which picks their first frame; libwebp's simple API refuses them.
+//! shrink-on-load for WebP: the full-size picture is never made. Animations, which the simple API
+//! refuses, go through libwebp's animation decoder and encoder ([`AnimDecoder`],
+//! [`AnimEncoder`]) for `animated=true`; otherwise the `image` crate takes their first frame.
 
 use crate::Error;
 use image::metadata::Orientation;
@@ -218,6 +219,383 @@ pub fn encode_lossy(img: DynamicImage, quality: u8) -> Result<Vec<u8>, Error> {
     let encoded = unsafe { std::slice::from_raw_parts(output, len) }.to_vec();
     unsafe { sys::WebPFree(output.cast()) };
     Ok(encoded)
+}
+
+/// An animated WebP's frames composited by libwebp's own animation decoder, as browsers show
+/// them, each with how long it is shown in ms. image-webp 0.2, the `image` crate's decoder,
+/// gets disposal wrong: without a background colour it leaves a frame disposed to the
+/// background on the canvas, and with one it clears an opaque frame's predecessor with the
+/// wrong pixel stride.
+///
+/// libwebp keeps two canvases (the frame shown and the one it is built on); each frame is
+/// handed out as a copy of the first, so three are alive at a time.
+pub struct AnimDecoder<'a> {
+    raw: std::ptr::NonNull<sys::WebPAnimDecoder>,
+    width: u32,
+    height: u32,
+    /// When the previous frame ended, in ms from the start: libwebp gives end times.
+    previous_end_ms: i32,
+    decoded: u32,
+    failed: bool,
+    /// libwebp reads the file in place for as long as the decoder lives.
+    _data: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> AnimDecoder<'a> {
+    pub fn new(data: &'a [u8]) -> Result<Self, Error> {
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimDecoderOptions>::zeroed();
+        // SAFETY: libwebp fills the options with its defaults when it returns non-zero.
+        let ok = unsafe {
+            sys::WebPAnimDecoderOptionsInitInternal(options.as_mut_ptr(), sys::WEBP_DEMUX_ABI_VERSION as i32)
+        };
+        if ok == 0 {
+            return Err(Error::Internal(
+                "libwebp's demux ABI does not match its headers".into(),
+            ));
+        }
+        // SAFETY: initialised by the successful call above.
+        let mut options = unsafe { options.assume_init() };
+        // Unpremultiplied, as the resize and both encoders take it.
+        options.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
+        options.use_threads = 0;
+        let webp = sys::WebPData {
+            bytes: data.as_ptr(),
+            size: data.len(),
+        };
+        // SAFETY: libwebp reads at most `data.len()` bytes of `data`, which the lifetime keeps
+        // alive as long as the decoder; it copies `webp` and `options`. NULL on failure.
+        let raw =
+            unsafe { sys::WebPAnimDecoderNewInternal(&webp, &options, sys::WEBP_DEMUX_ABI_VERSION as i32) };
+        let raw = std::ptr::NonNull::new(raw).ok_or_else(|| {
+            Error::MalformedImage(
+                "the WebP animation's chunks are inconsistent or cut short (or too large to decode)".into(),
+            )
+        })?;
+        let mut decoder = AnimDecoder {
+            raw,
+            width: 0,
+            height: 0,
+            previous_end_ms: 0,
+            decoded: 0,
+            failed: false,
+            _data: std::marker::PhantomData,
+        };
+        let mut info = sys::WebPAnimInfo::default();
+        // SAFETY: the decoder is live; libwebp fills `info`.
+        if unsafe { sys::WebPAnimDecoderGetInfo(decoder.raw.as_ptr(), &mut info) } == 0 {
+            return Err(Error::Internal(
+                "libwebp gave no facts about a WebP animation it opened".into(),
+            ));
+        }
+        (decoder.width, decoder.height) = (info.canvas_width, info.canvas_height);
+        Ok(decoder)
+    }
+
+    /// The canvas's width and height, as stored (before any EXIF orientation).
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+}
+
+impl Iterator for AnimDecoder<'_> {
+    type Item = Result<(RgbaImage, u32), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // SAFETY: the decoder is live.
+        if self.failed || unsafe { sys::WebPAnimDecoderHasMoreFrames(self.raw.as_ptr()) } == 0 {
+            return None;
+        }
+        self.decoded += 1;
+        let (mut buffer, mut end_ms) = (std::ptr::null_mut(), 0);
+        // SAFETY: the decoder is live; on success `buffer` points at its current canvas.
+        let ok = unsafe { sys::WebPAnimDecoderGetNext(self.raw.as_ptr(), &mut buffer, &mut end_ms) };
+        if ok == 0 || buffer.is_null() {
+            self.failed = true;
+            return Some(Err(Error::MalformedImage(format!(
+                "frame {} of the WebP animation is corrupt or cut short",
+                self.decoded
+            ))));
+        }
+        let len = self.width as usize * self.height as usize * 4;
+        // SAFETY: libwebp's canvas is `width * height` RGBA pixels, valid until the next call,
+        // and copied at once.
+        let pixels = unsafe { std::slice::from_raw_parts(buffer, len) }.to_vec();
+        // A file whose durations add up past i32 makes libwebp's sum wrap; the difference of
+        // wrapped sums is still each frame's own duration.
+        let delay_ms = end_ms.wrapping_sub(self.previous_end_ms) as u32;
+        self.previous_end_ms = end_ms;
+        let frame = RgbaImage::from_raw(self.width, self.height, pixels)
+            .ok_or_else(|| Error::Internal("libwebp's canvas does not match its size".into()));
+        Some(frame.map(|frame| (frame, delay_ms)))
+    }
+}
+
+impl Drop for AnimDecoder<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from WebPAnimDecoderNew and is deleted only here.
+        unsafe { sys::WebPAnimDecoderDelete(self.raw.as_ptr()) };
+    }
+}
+
+/// The settings of [`encode_lossy`]: libwebp's simple API sets up its encoder with the default
+/// preset at `quality` and nothing else, so the animation encoder starts from the same place
+/// and a frame of an animated thumbnail looks like a still one.
+fn lossy_config(quality: u8) -> Result<sys::WebPConfig, Error> {
+    let mut config = std::mem::MaybeUninit::<sys::WebPConfig>::zeroed();
+    // SAFETY: libwebp fills every field of `config` when it returns non-zero.
+    let ok = unsafe {
+        sys::WebPConfigInitInternal(
+            config.as_mut_ptr(),
+            sys::WebPPreset::WEBP_PRESET_DEFAULT,
+            f32::from(quality),
+            sys::WEBP_ENCODER_ABI_VERSION as i32,
+        )
+    };
+    if ok == 0 {
+        return Err(Error::Internal(
+            "libwebp's encoder ABI does not match its headers".into(),
+        ));
+    }
+    // SAFETY: initialised by the successful call above.
+    let mut config = unsafe { config.assume_init() };
+    config.lossless = 0;
+    // SAFETY: `config` is a complete, initialised struct.
+    if unsafe { sys::WebPValidateConfig(&config) } == 0 {
+        return Err(Error::Internal(format!(
+            "libwebp refuses its own settings for quality {quality}"
+        )));
+    }
+    Ok(config)
+}
+
+/// An animated WebP being made by libwebp's animation encoder (`WebPAnimEncoder`), one frame
+/// at a time: each frame is encoded when it is added, as the part that changed from the
+/// previous one, so only the small frames' canvases are kept, never the source's.
+///
+/// A frame that looks the same as the one before (within what `quality` lets lossy coding
+/// ignore) is not stored again: the previous frame is shown for longer instead, so the
+/// timing is kept but the file may have fewer frames than were added.
+pub struct AnimEncoder {
+    raw: std::ptr::NonNull<sys::WebPAnimEncoder>,
+    config: sys::WebPConfig,
+    width: u32,
+    height: u32,
+    /// When the next frame starts, in ms from the first: libwebp takes start times, not
+    /// durations, and a frame lasts until the next one's start.
+    next_start_ms: i32,
+    frames: u32,
+    /// Whether any frame has a pixel that is not opaque.
+    transparent: bool,
+}
+
+/// The VP8X header's flag for a picture with transparency (RFC 9649, 2.7).
+const VP8X_ALPHA_FLAG: u8 = 0x10;
+
+impl AnimEncoder {
+    /// An encoder for a `width` x `height` animation that loops forever, lossy at `quality`.
+    pub fn new(width: u32, height: u32, quality: u8) -> Result<Self, Error> {
+        let (Ok(w), Ok(h)) = (i32::try_from(width), i32::try_from(height)) else {
+            return Err(Error::Internal(format!(
+                "{width}x{height} is too large for the WebP animation encoder"
+            )));
+        };
+        let config = lossy_config(quality)?;
+        let mut options = std::mem::MaybeUninit::<sys::WebPAnimEncoderOptions>::zeroed();
+        // SAFETY: libwebp fills the options with its defaults when it returns non-zero.
+        let ok = unsafe {
+            sys::WebPAnimEncoderOptionsInitInternal(options.as_mut_ptr(), sys::WEBP_MUX_ABI_VERSION as i32)
+        };
+        if ok == 0 {
+            return Err(Error::Internal(
+                "libwebp's mux ABI does not match its headers".into(),
+            ));
+        }
+        // SAFETY: initialised by the successful call above.
+        let mut options = unsafe { options.assume_init() };
+        options.anim_params.loop_count = 0;
+        // libwebp's default background is opaque white. It is only a hint, which browsers
+        // ignore, but decoders that honour it would lay transparent thumbnails on white.
+        options.anim_params.bgcolor = 0;
+        // One lossy frame kind throughout, as asked; mixing in lossless frames is a
+        // second encode of each.
+        options.allow_mixed = 0;
+        // SAFETY: `options` is initialised; libwebp copies it and returns NULL on failure.
+        let raw =
+            unsafe { sys::WebPAnimEncoderNewInternal(w, h, &options, sys::WEBP_MUX_ABI_VERSION as i32) };
+        let raw = std::ptr::NonNull::new(raw).ok_or_else(|| {
+            Error::Internal(format!(
+                "libwebp could not start a {width}x{height} animation (out of memory?)"
+            ))
+        })?;
+        Ok(AnimEncoder {
+            raw,
+            config,
+            width,
+            height,
+            next_start_ms: 0,
+            frames: 0,
+            transparent: false,
+        })
+    }
+
+    /// Adds `frame` (the animation's size, RGBA) to be shown for `delay_ms`.
+    pub fn add(&mut self, frame: &RgbaImage, delay_ms: u32) -> Result<(), Error> {
+        if frame.dimensions() != (self.width, self.height) {
+            return Err(Error::Internal(format!(
+                "a {}x{} frame for a {}x{} animation",
+                frame.width(),
+                frame.height(),
+                self.width,
+                self.height
+            )));
+        }
+        let start = self.next_start_ms;
+        let end = i32::try_from(delay_ms)
+            .ok()
+            .and_then(|d| start.checked_add(d))
+            .ok_or_else(|| {
+                Error::InvalidOptions(format!(
+                    "animated=true: the animation lasts more than {} ms, longer than a WebP \
+                     animation can; ask format=gif to keep it",
+                    i32::MAX
+                ))
+            })?;
+        let mut picture = Picture::new()?;
+        picture.0.use_argb = 1;
+        picture.0.width = self.width as i32;
+        picture.0.height = self.height as i32;
+        // SAFETY: `frame` holds `height` rows of `width * 4` bytes (its size is checked
+        // above and the width fits an i32); libwebp copies them into memory it owns in
+        // `picture`, which the guard frees.
+        let imported = unsafe {
+            sys::WebPPictureImportRGBA(&mut picture.0, frame.as_raw().as_ptr(), self.width as i32 * 4)
+        };
+        if imported == 0 {
+            return Err(Error::Internal(format!(
+                "libwebp could not take a {}x{} frame (out of memory?)",
+                self.width, self.height
+            )));
+        }
+        // SAFETY: the encoder and picture are live; libwebp copies the picture's pixels
+        // before returning and keeps no pointer to it or to `config`.
+        let ok = unsafe { sys::WebPAnimEncoderAdd(self.raw.as_ptr(), &mut picture.0, start, &self.config) };
+        if ok == 0 {
+            return Err(self.error(&format!("on frame {}", self.frames + 1)));
+        }
+        self.next_start_ms = end;
+        self.frames += 1;
+        self.transparent |= frame.pixels().any(|p| p[3] < 255);
+        Ok(())
+    }
+
+    /// Ends the last frame after its delay and assembles the file.
+    pub fn finish(self) -> Result<Vec<u8>, Error> {
+        if self.frames == 0 {
+            return Err(Error::MalformedImage("the animation has no frames".into()));
+        }
+        // Without this end mark libwebp would give the last frame the average duration of
+        // the others rather than its own.
+        // SAFETY: a NULL frame is libwebp's documented end mark.
+        let ok = unsafe {
+            sys::WebPAnimEncoderAdd(
+                self.raw.as_ptr(),
+                std::ptr::null_mut(),
+                self.next_start_ms,
+                std::ptr::null(),
+            )
+        };
+        if ok == 0 {
+            return Err(self.error("at the end of the last frame"));
+        }
+        let mut out = Data(sys::WebPData::default());
+        // SAFETY: `out.0` is empty; on success libwebp points it at memory it allocated,
+        // which the guard frees with libwebp's own deallocator.
+        let ok = unsafe { sys::WebPAnimEncoderAssemble(self.raw.as_ptr(), &mut out.0) };
+        if ok == 0 || out.0.bytes.is_null() || out.0.size == 0 {
+            return Err(self.error("assembling the file"));
+        }
+        // SAFETY: libwebp wrote `size` bytes at `bytes`.
+        let mut file = unsafe { std::slice::from_raw_parts(out.0.bytes, out.0.size) }.to_vec();
+        // libwebp flags alpha only when some frame carries alpha data, but a frame that leaves
+        // part of the canvas uncovered shows it transparent as well. Decoders that go by the
+        // flag (image-webp) would show those parts black; libwebp itself ignores it.
+        if self.transparent
+            && file.get(12..16) == Some(b"VP8X".as_slice())
+            && let Some(flags) = file.get_mut(20)
+        {
+            *flags |= VP8X_ALPHA_FLAG;
+        }
+        Ok(file)
+    }
+
+    /// libwebp's account of its last failure, as an internal error: the frames are ours
+    /// and well formed by then, so a failure is memory or a bug.
+    fn error(&self, doing: &str) -> Error {
+        // SAFETY: the encoder is live; libwebp returns NULL or a NUL-terminated string
+        // inside the encoder, which is copied out at once.
+        let detail = unsafe {
+            let text = sys::WebPAnimEncoderGetError(self.raw.as_ptr());
+            if text.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+            }
+        };
+        let detail = if detail.is_empty() {
+            "no reason given"
+        } else {
+            detail.trim_end_matches('.')
+        };
+        Error::Internal(format!(
+            "libwebp's {}x{} animation encoder failed {doing}: {detail}",
+            self.width, self.height
+        ))
+    }
+}
+
+impl Drop for AnimEncoder {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from WebPAnimEncoderNew and is deleted only here.
+        unsafe { sys::WebPAnimEncoderDelete(self.raw.as_ptr()) };
+    }
+}
+
+/// A `WebPPicture` whose pixel memory, once libwebp has allocated it, is freed on drop.
+struct Picture(sys::WebPPicture);
+
+impl Picture {
+    fn new() -> Result<Self, Error> {
+        let mut picture = std::mem::MaybeUninit::<sys::WebPPicture>::zeroed();
+        // SAFETY: libwebp initialises every field (with no memory yet) when it returns non-zero.
+        let ok = unsafe {
+            sys::WebPPictureInitInternal(picture.as_mut_ptr(), sys::WEBP_ENCODER_ABI_VERSION as i32)
+        };
+        if ok == 0 {
+            return Err(Error::Internal(
+                "libwebp's encoder ABI does not match its headers".into(),
+            ));
+        }
+        // SAFETY: initialised by the successful call above.
+        Ok(Picture(unsafe { picture.assume_init() }))
+    }
+}
+
+impl Drop for Picture {
+    fn drop(&mut self) {
+        // SAFETY: frees only what libwebp allocated for this picture (nothing, before an
+        // import), and leaves it empty.
+        unsafe { sys::WebPPictureFree(&mut self.0) };
+    }
+}
+
+/// Bytes libwebp allocated and handed over in a `WebPData`, freed on drop.
+struct Data(sys::WebPData);
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        // SAFETY: `bytes` is NULL or was allocated by libwebp, whose own free releases it.
+        unsafe { sys::WebPDataClear(&mut self.0) };
+    }
 }
 
 /// Runs libwebp's decode into the external buffer `config` describes, then releases what
