@@ -88,6 +88,27 @@ async fn schemathesis_finds_no_failures() {
     };
     assert!(number("generated") > 500, "too few test cases ran: {counts:?}");
     assert_eq!(number("passed"), number("generated"), "{counts}");
+    // Every phase ran, the stateful one (links between operations) included: a phase that was
+    // skipped or errored would pass without testing anything.
+    let phases = stdout
+        .split("Test Phases:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    for phase in ["Examples", "Coverage", "Fuzzing", "Stateful"] {
+        assert!(
+            phases.lines().any(|l| l.contains('✅') && l.contains(phase)),
+            "the {phase} phase did not run and pass:\n{phases}"
+        );
+    }
+    // Cases schemathesis could not build (it skips them) stay few: a schema it cannot use
+    // would otherwise pass unseen.
+    let skipped = number("skipped");
+    assert!(
+        skipped * 50 <= number("generated"),
+        "{skipped} of {} cases were skipped: {counts}",
+        number("generated")
+    );
     println!("schemathesis: {counts}");
     s.stop().await;
 }

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 use super::input::{drain, multipart_error, read_body};
-use crate::sandbox::validate::CanaryReport;
 use crate::jobs::ComponentRecord;
+use crate::sandbox::validate::CanaryReport;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -21,7 +21,7 @@ use crate::jobs::batch::BatchItem;
 use crate::jobs::view::JobView;
 use crate::jobs::{Batch, JobStatus, Member};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema};
 
 mod archive;
 mod form;
@@ -39,11 +39,7 @@ pub struct JsonBatch;
 
 impl utoipa::PartialSchema for JsonBatch {
     fn schema() -> RefOr<Schema> {
-        let url = || {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(4096))
-        };
+        let url = || options::url_property("An http(s) URL.", false);
         let fields = ObjectBuilder::new()
             .property(
                 "urls",
@@ -76,11 +72,10 @@ impl utoipa::PartialSchema for BatchForm {
                     .max_items(Some(100))
                     .description(Some("The images (each part with a file name is one image).")),
             )
+            .required("file")
             .property(
                 "callback_url",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .max_length(Some(4096)),
+                options::url_property("An http(s) URL the finished jobs are POSTed to.", true),
             );
         options::body_schema("The images and the options for all of them.", fields)
     }

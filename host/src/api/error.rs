@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::codes::Code;
 use crate::jobs::JobsError;
+use crate::jobs::StoreError;
 use crate::sandbox::SandboxError;
 use crate::sandbox::registry::RegistryError;
 use crate::sandbox::validate::Step;
-use crate::jobs::StoreError;
 
 /// Why a request failed. Each variant's doc names its status.
 #[derive(Debug, thiserror::Error)]

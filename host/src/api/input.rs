@@ -46,7 +46,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 #[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).
-    #[param(max_length = 4096)]
+    #[param(
+        max_length = 4096,
+        pattern = "^https?://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[1-9][0-9]{0,3})?(/[^\\s]*)?$"
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -55,7 +58,10 @@ pub struct CallbackParams {
 #[into_params(parameter_in = Query)]
 pub struct UrlSource {
     /// The image's http(s) URL.
-    #[param(max_length = 4096)]
+    #[param(
+        max_length = 4096,
+        pattern = "^https?://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[1-9][0-9]{0,3})?(/[^\\s]*)?$"
+    )]
     pub url: String,
     /// `placeholder` answers a neutral image instead of an error, so an `<img>` never breaks.
     #[param(inline)]
@@ -83,12 +89,6 @@ pub struct JsonSubmission;
 
 impl utoipa::PartialSchema for JsonSubmission {
     fn schema() -> RefOr<Schema> {
-        let text = |max: usize, description: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(max))
-                .description(Some(description))
-        };
         let base64 = ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(4))
@@ -102,13 +102,13 @@ impl utoipa::PartialSchema for JsonSubmission {
             .property("image_base64", base64)
             .property(
                 "url",
-                text(4096, "Or: an http(s) URL the worker fetches the image from."),
+                options::url_property("Or: an http(s) URL the worker fetches the image from.", false),
             )
             .property(
                 "callback_url",
-                text(
-                    4096,
+                options::url_property(
                     "An http(s) URL the finished job is POSTed to (signed, Standard Webhooks).",
+                    false,
                 ),
             );
         // A whole request that works as it is, for "Try it out": an 8x8 PNG.
@@ -135,25 +135,22 @@ pub struct FormSubmission;
 
 impl utoipa::PartialSchema for FormSubmission {
     fn schema() -> RefOr<Schema> {
-        let text = |description: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(4096))
-                .description(Some(description))
-                .examples([""])
-        };
         let fields = ObjectBuilder::new()
             .property(
                 "file",
-                options::binary("The image (or a field `image`, or any part with a file name)."),
+                options::binary(
+                    "The image (or a field `image`, or any part with a file name). Required, \
+                     unless a `url` is given instead.",
+                ),
             )
+            .required("file")
             .property(
                 "url",
-                text("Or: an http(s) URL the worker fetches the image from."),
+                options::url_property("Or: an http(s) URL the worker fetches the image from.", true),
             )
             .property(
                 "callback_url",
-                text("An http(s) URL the finished job is POSTed to."),
+                options::url_property("An http(s) URL the finished job is POSTed to.", true),
             );
         // Empty fields are not values (see `read_multipart`), so a form filled in from these
         // examples, with a file chosen, is a whole request.
@@ -227,7 +224,12 @@ pub(crate) fn json_options(
         }
         let text = match value {
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => continue,
+            // 23.0 is the whole number 23, as JSON Schema's `integer` counts it.
+            serde_json::Value::Number(n)
+                if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) =>
+            {
+                format!("{}", n.as_f64().unwrap_or_default() as i64)
+            }
             other => other.to_string(),
         };
         if !raw.set(name, text) {
@@ -251,7 +253,7 @@ pub(crate) fn json_text(
     name: &str,
 ) -> Result<Option<String>, ApiError> {
     match fields.get(name) {
-        None | Some(serde_json::Value::Null) => Ok(None),
+        None => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(ApiError::BadRequest(format!(
             "the JSON body's {name} must be a string, got {other}"
@@ -319,6 +321,7 @@ pub async fn read_submission(
         return Err(ApiError::TooLarge(limit));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let query_callback = callback.clone();
     let mut callback = callback;
     let (source, raw) = if mime == "multipart/form-data" {
         let (source, raw, form_callback) = read_multipart(req, limit).await?;
@@ -355,7 +358,12 @@ pub async fn read_submission(
             "content type {mime:?} is not accepted; send multipart/form-data, image/*, or application/json"
         )));
     };
+    query.0.check_values()?;
     let request = raw.over(query.0).parse()?;
+    // The query's callback is checked even where the body's replaces it.
+    if let Some(url) = &query_callback {
+        check_url_field(UrlField::Callback, url)?;
+    }
     let options = Negotiated::new(request, Accepts::from_header(accept.as_deref()));
     let callback_url = callback
         .map(|u| check_url_field(UrlField::Callback, &u))
@@ -398,9 +406,9 @@ async fn read_multipart(req: Request, limit: usize) -> Result<(Source, Raw, Opti
             image = Some(field.bytes().await.map_err(|e| multipart_error(e, limit))?);
         } else {
             let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
-            // An empty field is one not filled in (HTML forms and Swagger's send every field),
-            // not a value: it leaves the default.
-            if text.trim().is_empty() && options::known_field(&name, &["url", "callback_url"]) {
+            // An empty URL field is one not filled in (HTML forms and Swagger's send every
+            // field); an empty option is refused, as its document says.
+            if text.trim().is_empty() && (name == "url" || name == "callback_url") {
                 continue;
             }
             if name == "url" {

@@ -472,7 +472,7 @@ pub struct ReplayRequest {
 /// outputs before or after an activation. It goes through the same path and limits as any
 /// submission, and shares the original's stored source.
 #[utoipa::path(post, path = "/v1/jobs/{id}/replay", tag = "jobs", params(("id" = Uuid, Path)),
-    request_body(content = ReplayRequest, description = "Optional"),
+    request_body(content = Option<ReplayRequest>, description = "Optional"),
     responses((status = 202, description = "The new job", body = JobView),
         (status = 404, description = "Unknown job or component"), (status = 429, description = "Queue full")))]
 async fn replay(
@@ -482,11 +482,13 @@ async fn replay(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // No body, or JSON `null`, is no request: the active component.
     let request: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<ReplayRequest>>(&body)
             .map_err(|e| ApiError::BadRequest(format!("the JSON body is malformed: {e}")))?
+            .unwrap_or_default()
     };
     let submitted = state
         .jobs

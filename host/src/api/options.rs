@@ -67,7 +67,7 @@ pub fn schema(def: &OptionDef, with_default: bool) -> RefOr<Schema> {
         Kind::Choice(words) => b
             .schema_type(Type::String)
             .enum_values(Some(words.iter().copied())),
-        Kind::Text => b.schema_type(Type::String),
+        Kind::Text { pattern } => b.schema_type(Type::String).pattern(Some(pattern)),
     };
     // Forms (Swagger's among them) start from the example: the default where there is one.
     let example = match (with_default, def.default) {
@@ -82,10 +82,23 @@ pub fn schema(def: &OptionDef, with_default: bool) -> RefOr<Schema> {
     b.build().into()
 }
 
-/// Whether `name` is an option or one of the route's own `fields` (an unknown name is refused
-/// even when empty).
-pub fn known_field(name: &str, fields: &[&str]) -> bool {
-    fields.contains(&name) || resizer_core::request::options::find(name).is_some()
+/// The shape of an http(s) URL field, so generated requests are URLs the parser takes (what
+/// the SSRF guard refuses is still only known when the URL is used).
+pub const URL_PATTERN: &str = r"^https?://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[1-9][0-9]{0,3})?(/[^\s]*)?$";
+
+/// An http(s) URL property; in a form, empty too (a field not filled in).
+pub fn url_property(description: &str, form: bool) -> ObjectBuilder {
+    let pattern = if form {
+        format!("^$|{URL_PATTERN}")
+    } else {
+        URL_PATTERN.to_string()
+    };
+    let b = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(4096))
+        .pattern(Some(pattern))
+        .description(Some(description));
+    if form { b.examples([""]) } else { b }
 }
 
 /// An object schema with the options as optional properties, after `fields`.

@@ -34,7 +34,8 @@ use crate::sandbox::registry::{Registry, RegistryError};
 use crate::store::{Store, Wakers};
 
 pub use crate::store::{
-    Batch, ComponentRecord, Deleted, Job, JobStatus, Member, Page, QueueStats, StoreError, decode_cursor, now_ms,
+    Batch, ComponentRecord, Deleted, Job, JobStatus, Member, Page, QueueStats, StoreError, decode_cursor,
+    now_ms,
 };
 pub use handoff::Finished;
 pub use submit::{Source, Submission, Submitted};

@@ -85,7 +85,7 @@ pub fn option_json(def: &OptionDef, text: &str) -> serde_json::Value {
             })
             .unwrap_or_else(|| text.into()),
         Kind::Bool => serde_json::Value::Bool(text == "true"),
-        Kind::Choice(_) | Kind::Text => text.into(),
+        Kind::Choice(_) | Kind::Text { .. } => text.into(),
     }
 }
 

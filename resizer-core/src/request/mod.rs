@@ -224,6 +224,16 @@ impl Raw {
         self.0.iter().map(|(n, v)| (*n, v.as_str()))
     }
 
+    /// Checks each value on its own (not how they go together), so a value that a later
+    /// source replaces is still refused if it is not one the option takes.
+    pub fn check_values(&self) -> Result<(), OptionError> {
+        for (name, value) in &self.0 {
+            let def = options::find(name).expect("Raw holds only options");
+            (def.apply)(&mut Request::default(), value).ok_or_else(|| def.error(value))?;
+        }
+        Ok(())
+    }
+
     /// Reads and checks every option.
     pub fn parse(&self) -> Result<Request, OptionError> {
         let mut request = Request::default();

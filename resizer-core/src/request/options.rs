@@ -15,12 +15,12 @@ pub enum Kind {
     Integer { min: u32, max: u32 },
     /// A decimal number in a range.
     Number { min: f32, max: f32 },
-    /// `true` or `false` (`1` and `0` too).
+    /// `true` or `false`.
     Bool,
     /// One of these words.
     Choice(&'static [&'static str]),
-    /// Free text in a documented shape.
-    Text,
+    /// Text in the shape of this regular expression (anchored, lowercase forms).
+    Text { pattern: &'static str },
 }
 
 /// One option.
@@ -178,7 +178,11 @@ pub const OPTIONS: &[OptionDef] = &[
     OptionDef {
         name: "gravity",
         example: "smart",
-        kind: Kind::Text,
+        kind: Kind::Text {
+            pattern: "^(center|centre|c|north|n|north-east|northeast|ne|east|e|south-east|southeast|se\
+                      |south|s|south-west|southwest|sw|west|w|north-west|northwest|nw|smart\
+                      |focus:(0(\\.[0-9]{1,6})?|1(\\.0{1,6})?),(0(\\.[0-9]{1,6})?|1(\\.0{1,6})?))$",
+        },
         default: Some("center"),
         help: "Where a cover crop is taken: center, a compass point (north, north-east, ... \
                north-west, or n, ne, ...), smart (detail, distinct colour and skin tone), or \
@@ -213,8 +217,8 @@ fn side(v: &str) -> Option<u32> {
 
 fn flag(v: &str) -> Option<bool> {
     match v.trim() {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
+        "true" => Some(true),
+        "false" => Some(false),
         _ => None,
     }
 }

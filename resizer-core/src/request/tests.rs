@@ -72,7 +72,7 @@ fn later_sources_win() {
 fn the_canonical_form_reads_back_to_the_same_request() {
     let cases: &[&[(&str, &str)]] = &[
         &[("width", "400")],
-        &[("height", "250"), ("dpr", "1.5"), ("enlarge", "1")],
+        &[("height", "250"), ("dpr", "1.5"), ("enlarge", "true")],
         &[
             ("width", "120"),
             ("height", "80"),

@@ -13,7 +13,7 @@ use super::super::error::{ApiError, UrlField};
 use resizer_core::request::{Accepts, Negotiated, Raw};
 
 use super::super::input::{check_url_field, json_options, json_text, read_body};
-use super::super::options::{self, OptionParams};
+use super::super::options::OptionParams;
 use crate::config::ServeConfig;
 use crate::jobs::Source;
 
@@ -36,6 +36,11 @@ pub async fn read(
     config: &ServeConfig,
 ) -> Result<Vec<Item>, ApiError> {
     let accepts = Accepts::from_header(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    query.0.check_values()?;
+    // The query's callback is checked even where the body's replaces it.
+    if let Some(url) = &callback {
+        check_url_field(UrlField::Callback, url)?;
+    }
     let query = Query {
         options: query,
         callback,
@@ -98,6 +103,14 @@ async fn read_form(
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().map(str::to_string);
         if name == "file" || name == "files" || name == "image" || file_name.is_some() {
+            // A part sent as text, with no file name, is a form field, not a file: the batch
+            // goes on past images that fail, but not past a request that is malformed.
+            let text = field.content_type().is_none_or(|m| m.type_().as_str() == "text");
+            if file_name.is_none() && text {
+                return Err(ApiError::BadRequest(format!(
+                    "the form field {name:?} is text; send each image as a file part (with a file name)"
+                )));
+            }
             // Refused before reading more than one image past the limit.
             check_count(images.len() + 1, config.max_batch_items)?;
             let bytes = field.bytes().await.map_err(|e| form_error(e, config))?;
@@ -107,8 +120,8 @@ async fn read_form(
             images.push((label, bytes));
         } else {
             let text = field.text().await.map_err(|e| form_error(e, config))?;
-            // An empty field is one not filled in: it leaves the default.
-            if text.trim().is_empty() && options::known_field(&name, &["callback_url"]) {
+            // An empty URL field is one not filled in; an empty option is refused.
+            if text.trim().is_empty() && name == "callback_url" {
                 continue;
             }
             if name == "callback_url" {
@@ -159,12 +172,7 @@ fn json_items(body: &Bytes, query: Query, max_items: usize) -> Result<Vec<Item>,
     urls.iter()
         .map(|url| {
             let url = check_url_field(UrlField::Source, url)?;
-            Ok((
-                url_name(&url),
-                Source::Url(url),
-                options,
-                callback.clone(),
-            ))
+            Ok((url_name(&url), Source::Url(url), options, callback.clone()))
         })
         .collect()
 }
