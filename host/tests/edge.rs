@@ -11,6 +11,7 @@ use common::edge::{Serve, wasmtime_serve};
 use common::origin::Origin;
 use common::server::get_json;
 use common::*;
+use resizer_core::request::{Accepts, Negotiated, Raw};
 use resizer_core::{Options, OutputFormat};
 use serde_json::Value;
 
@@ -109,12 +110,15 @@ async fn the_edge_component_serves_thumbnails_under_wasmtime_serve() {
             .unwrap()
             .starts_with("public")
     );
-    let options = Options {
-        width: 50,
-        height: 50,
-        ..Options::default()
-    };
-    assert!(resp.bytes().await.unwrap()[..] == host_thumbnail(origin.image(), &options)[..]);
+    // The request as the host makes it: auto without Accept is a JPEG here.
+    let request = Raw::from_pairs([("width", "50"), ("height", "50")])
+        .parse()
+        .unwrap();
+    let (made, _) = builtin()
+        .make(origin.image(), &Negotiated::new(request, Accepts::default()))
+        .unwrap();
+    assert_eq!(made.format, OutputFormat::Jpeg);
+    assert!(resp.bytes().await.unwrap()[..] == made.data[..]);
     assert_eq!(origin.hits(), 1);
     // A CDN revalidating with the ETag gets a bodiless 304.
     let again = format!("{}/thumbnail?url={url}&width=50&height=50", s.url);

@@ -1,7 +1,8 @@
 //! One request, the same bytes everywhere: each option set goes through the HTTP API
-//! (`POST /v1/thumbnail`, and a job for some), the CLI (`edgethumb thumb`, which has no
-//! `Accept`), and the edge component under `wasmtime serve` and under `jco serve` on Node, and
-//! every answer must be byte-identical. Bad requests get the same status and code at the edge
+//! (`POST /v1/thumbnail`; for some, a job, `GET /v1/thumbnail?url=`, a batch and `edgethumb
+//! batch --server`), the CLI (`edgethumb thumb`, which has no `Accept`), and the edge component
+//! under `wasmtime serve` and under `jco serve` on Node, and every answer must be
+//! byte-identical. Bad requests get the same status and code at the edge
 //! as on the host, with codes from the one list.
 
 mod common;
@@ -9,6 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::edge::{Serve, jco_serve, wasmtime_serve};
+use common::origin::Origin;
 use common::server::*;
 use common::*;
 use serde_json::Value;
@@ -127,6 +129,38 @@ async fn image_answer(resp: reqwest::Response, what: &str, made: &str) -> Vec<u8
     body
 }
 
+/// The query's options as CLI flags.
+fn flags(query: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| format!("--{pair}"))
+        .collect()
+}
+
+/// `edgethumb batch --server` of one image: the one thumbnail it writes.
+fn cli_batch(server: &str, query: &str, image: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.img"), image).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgethumb"))
+        .current_dir(dir.path())
+        .args(["batch", "--server", server, "input.img"])
+        .args(flags(query))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "edgethumb batch {query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("thumbs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "edgethumb batch {query} wrote {written:?}");
+    std::fs::read(&written[0]).unwrap()
+}
+
 /// The CLI's thumbnail on stdout, with the query's options as flags.
 fn cli(query: &str, image: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
@@ -138,9 +172,7 @@ fn cli(query: &str, image: &[u8]) -> Vec<u8> {
         .arg(&input)
         .args(["-o", "-"]);
     cmd.args(["--cache-dir", cache_dir().to_str().unwrap()]);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        cmd.arg(format!("--{pair}"));
-    }
+    cmd.args(flags(query));
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -153,10 +185,14 @@ fn cli(query: &str, image: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_end_makes_the_same_bytes() {
     let data = tempfile::tempdir().unwrap();
-    let s = TestServer::start(data.path(), &[]).await;
+    let s = TestServer::start(data.path(), &["--fetch-allow", "127.0.0.1"]).await;
     let wasmtime = tokio::task::spawn_blocking(wasmtime_serve).await.unwrap();
     let jco = tokio::task::spawn_blocking(jco_serve).await.unwrap();
     let c = client();
+    let mut origins = std::collections::HashMap::new();
+    for name in [PHOTO, ALPHA, SMALL, ANIM] {
+        origins.insert(name, Origin::start(image(name)).await);
+    }
     for (i, case) in CASES.iter().enumerate() {
         let what = format!(
             "case {i} ({}, Accept {:?}, {})",
@@ -201,6 +237,43 @@ async fn every_front_end_makes_the_same_bytes() {
                 "{what}: the CLI differs from the API ({} vs {} bytes)",
                 got.len(),
                 api.len()
+            );
+        }
+        // For every third case without Accept: the image by URL, a batch, and the CLI's batch.
+        if case.accept.is_none() && i % 3 == 0 {
+            let url = origins[case.image].url("/img.jpg");
+            let sep = if case.query.is_empty() { "" } else { "&" };
+            let resp = c
+                .get(s.at(&format!("/v1/thumbnail?{}{sep}url={url}", case.query)))
+                .send()
+                .await
+                .unwrap();
+            let got = image_answer(resp, &format!("{what} via GET ?url="), case.made).await;
+            assert!(got == api, "{what}: GET /v1/thumbnail?url= differs from the API");
+            let batch = c
+                .post(s.at(&format!("/v1/batches?{}", case.query)))
+                .json(&serde_json::json!({ "urls": [url] }))
+                .send()
+                .await
+                .unwrap();
+            let batch: Value = batch.json().await.unwrap();
+            let id = batch["jobs"][0]["job"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: {batch}"))
+                .to_string();
+            wait_done(&c, &s.url, &id, None).await;
+            let got = get_bytes(&c, s.at(&format!("/v1/jobs/{id}/thumbnail"))).await;
+            assert!(
+                got[..] == api[..],
+                "{what}: the batch's thumbnail differs from the API's"
+            );
+            let (server, query, body) = (s.url.clone(), case.query.to_string(), image(case.image));
+            let got = tokio::task::spawn_blocking(move || cli_batch(&server, &query, &body))
+                .await
+                .unwrap();
+            assert!(
+                got == api,
+                "{what}: edgethumb batch --server differs from the API"
             );
         }
         // A job, for every fourth case: the queue's worker makes the same bytes.
@@ -305,4 +378,71 @@ fn the_edge_names_codes_only_as_variants() {
             );
         }
     }
+}
+
+/// `auto` never fails where another format would do, and an explicit format is never swapped:
+/// an animation asked as WebP is an animated WebP with the source's frames and timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_and_explicit_formats_are_kept() {
+    use image::AnimationDecoder;
+    let data = tempfile::tempdir().unwrap();
+    let s = TestServer::start(data.path(), &[]).await;
+    let c = client();
+    // A client that reads AVIF (and not WebP), with a box over AVIF's 2 megapixels: JPEG, or
+    // PNG for alpha, where format=avif is refused with the reason.
+    let big = "width=2000&height=1500&fit=fill&enlarge=true";
+    for (name, made) in [(SMALL, "image/jpeg"), (ALPHA, "image/png")] {
+        let url = s.at(&format!("/v1/thumbnail?{big}"));
+        let resp = post(&c, &url, AVIF_ONLY, image(name)).await;
+        let body = image_answer(resp, &format!("{name} auto over 2 MP"), made).await;
+        let decoded = image::load_from_memory(&body).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (2000, 1500));
+    }
+    let resp = post(
+        &c,
+        &s.at(&format!("/v1/thumbnail?{big}&format=avif")),
+        AVIF_ONLY,
+        image(SMALL),
+    )
+    .await;
+    let p = expect_problem(resp, 422, "invalid_options").await;
+    assert!(p["detail"].as_str().unwrap().contains("2"), "{p}");
+    // animated=true&format=webp: an animated WebP, frames and delays as the GIF's.
+    let gif = image(ANIM);
+    let source: Vec<_> = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    let resp = post(
+        &c,
+        &s.at("/v1/thumbnail?animated=true&format=webp&width=60"),
+        None,
+        gif.clone(),
+    )
+    .await;
+    let webp = image_answer(resp, "animated WebP", "image/webp").await;
+    let frames: Vec<_> = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&webp))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(frames.len(), source.len(), "frames kept");
+    for (a, b) in frames.iter().zip(&source) {
+        assert_eq!(
+            a.delay().numer_denom_ms(),
+            b.delay().numer_denom_ms(),
+            "delays kept"
+        );
+    }
+    // PNG holds one frame: refused with what to ask instead, never swapped for a GIF.
+    let resp = post(
+        &c,
+        &s.at("/v1/thumbnail?animated=true&format=png&width=60"),
+        None,
+        gif,
+    )
+    .await;
+    let p = expect_problem(resp, 422, "invalid_options").await;
+    assert!(p["detail"].as_str().unwrap().contains("webp"), "{p}");
 }
