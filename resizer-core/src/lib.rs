@@ -78,7 +78,7 @@ pub enum OutputFormat {
     Webp,
     /// WIT 1.1 (`thumbnails`); a 1.0 component cannot make it.
     Avif,
-    /// WIT 1.1: what animations become with `animated`.
+    /// WIT 1.1: a still GIF, or an animation kept by `animated`.
     Gif,
 }
 
@@ -175,7 +175,8 @@ pub struct Options {
     pub max_pixels: u64,
     /// Where a `cover` crop is taken (WIT 1.1; a 1.0 component always centres).
     pub gravity: Gravity,
-    /// GIF and WebP animations become animated GIFs, not a still of the first frame (WIT 1.1).
+    /// GIF and WebP animations keep their frames, as animated GIF or WebP (`format`), not a
+    /// still of the first frame (WIT 1.1).
     pub animated: bool,
 }
 
