@@ -423,14 +423,7 @@ fn thumb_of_a_folder_writes_into_thumbs_and_never_over_the_photos() {
 fn existing_outputs_are_kept_unless_overwrite_and_inputs_always() {
     let dir = small_folder();
     let inputs = hashes(dir.path());
-    let thumb = |args: &[&str]| {
-        edgethumb()
-            .current_dir(dir.path())
-            .arg("thumb")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let thumb = |args: &[&str]| thumb_in(dir.path(), args);
     // -o FILE that exists: a usage error before any work, the file as it was.
     std::fs::write(dir.path().join("precious.png"), b"precious").unwrap();
     let o = thumb(&["iptc.png", "-o", "precious.png"]);
@@ -494,17 +487,20 @@ fn existing_outputs_are_kept_unless_overwrite_and_inputs_always() {
     assert_eq!(hashes(dir.path()), inputs);
 }
 
+/// `edgethumb thumb ARGS` run in `dir`.
+fn thumb_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    edgethumb()
+        .current_dir(dir)
+        .arg("thumb")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn extensions_are_the_format_made() {
     let dir = small_folder();
-    let thumb = |args: &[&str]| {
-        edgethumb()
-            .current_dir(dir.path())
-            .arg("thumb")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let thumb = |args: &[&str]| thumb_in(dir.path(), args);
     // An animation kept is a GIF (auto, without an Accept to say WebP).
     let o = thumb(&["anim.gif", "--animated"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -554,14 +550,7 @@ fn extensions_are_the_format_made() {
 #[test]
 fn exit_codes_say_done_partly_done_or_misused() {
     let dir = small_folder();
-    let run = |args: &[&str]| {
-        edgethumb()
-            .current_dir(dir.path())
-            .arg("thumb")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| thumb_in(dir.path(), args);
     assert_eq!(run(&["cat.jpg", "iptc.png"]).status.code(), Some(0));
     // One corrupt file: the others are written, the summary names it, exit 1.
     std::fs::write(dir.path().join("corrupt.png"), b"\x89PNG\r\n\x1a\n not a png").unwrap();
