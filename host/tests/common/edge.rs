@@ -4,6 +4,7 @@
 //! `jco serve` on Node (jco from scripts/jco's lockfile). Neither test skips for a missing tool.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +21,11 @@ pub struct Serve {
 }
 
 impl Drop for Serve {
+    /// Kills the runtime's whole process group: `jco serve` runs its server in a child Node
+    /// process, which killing `jco` alone would leave running.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -42,6 +47,7 @@ pub fn wasmtime() -> PathBuf {
 fn spawn(mut cmd: Command, runtime: &'static str, listening: fn(&str) -> Option<String>) -> Serve {
     let started = Instant::now();
     let mut child = cmd
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
