@@ -97,6 +97,10 @@ fn add_error_responses(doc: &mut Value) {
                 .unwrap_or(&global)
                 .as_array()
                 .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+            let admin = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|reqs| reqs.iter().any(|r| r.get("admin_token").is_some()));
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -116,6 +120,12 @@ fn add_error_responses(doc: &mut Value) {
             );
             if secured {
                 add("401", "A valid bearer token is required");
+            }
+            if admin {
+                add(
+                    "403",
+                    "The admin API is disabled: the server has no --admin-token (admin_disabled)",
+                );
             }
             for response in responses.values_mut() {
                 rename_link_operation_ids(response);
