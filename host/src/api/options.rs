@@ -119,3 +119,25 @@ pub fn binary(description: &str) -> ObjectBuilder {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
         .description(Some(description))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::IntoParams;
+
+    /// The query's URL parameters are derived (their pattern is a literal there): they must
+    /// carry the one pattern.
+    #[test]
+    fn url_parameters_have_the_one_pattern() {
+        let params = super::super::input::CallbackParams::into_params(|| None)
+            .into_iter()
+            .chain(super::super::input::UrlSource::into_params(|| None));
+        let mut seen = 0;
+        for p in params.filter(|p| p.name == "url" || p.name == "callback_url") {
+            let json = serde_json::to_value(&p).unwrap();
+            assert_eq!(json["schema"]["pattern"], URL_PATTERN, "{}", p.name);
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
+    }
+}
