@@ -7,7 +7,8 @@
 //! other side is the largest allowed. Only "do not enlarge" depends on the source's size,
 //! which [`Request::settle`] applies once that size is known.
 
-use crate::{Error, Fit, MAX_OUTPUT_SIDE};
+use crate::request::OptionError;
+use crate::{Fit, MAX_OUTPUT_SIDE};
 
 /// The sizing part of a request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,22 +31,25 @@ pub const DEFAULT_SIDE: u32 = 100;
 pub const MAX_DPR: f32 = 4.0;
 
 impl Request {
-    /// Checks the ranges (0 allowed for a side) and that the box times `dpr` stays within
-    /// the output limit.
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks `dpr`'s range and that the box times `dpr` stays within the output limit,
+    /// naming the option at fault as the request's other checks do.
+    pub fn validate(&self) -> Result<(), OptionError> {
         if !(1.0..=MAX_DPR).contains(&self.dpr) {
-            return Err(Error::InvalidOptions(format!(
-                "dpr must be from 1 to {MAX_DPR}, got {}",
-                self.dpr
-            )));
+            let dpr = crate::request::options::find("dpr").expect("dpr is an option");
+            return Err(dpr.error(&self.dpr.to_string()));
         }
-        for (name, v) in [("width", self.width), ("height", self.height)] {
-            let scaled = self.scaled(v);
-            if scaled > MAX_OUTPUT_SIDE {
-                return Err(Error::InvalidOptions(format!(
-                    "{name} {v} at dpr {} is {scaled} pixels, over the limit of {MAX_OUTPUT_SIDE}",
-                    self.dpr
-                )));
+        for (name, side) in [("width", self.width), ("height", self.height)] {
+            if self.scaled(side) > MAX_OUTPUT_SIDE {
+                return Err(OptionError {
+                    name,
+                    got: side.to_string(),
+                    expected: format!(
+                        "at most {} at dpr {} (the box times dpr must stay within {MAX_OUTPUT_SIDE} \
+                         pixels)",
+                        (MAX_OUTPUT_SIDE as f64 / self.dpr as f64).floor(),
+                        self.dpr
+                    ),
+                });
             }
         }
         Ok(())

@@ -20,8 +20,8 @@ pub use accept::Accepts;
 pub use make::{Backend, make};
 pub use options::{Kind, OPTIONS, OptionDef};
 
-use crate::sizing::{self, MAX_DPR};
-use crate::{DEFAULT_QUALITY, Fit, Gravity, MAX_OUTPUT_SIDE, OutputFormat};
+use crate::sizing;
+use crate::{DEFAULT_QUALITY, Fit, Gravity, OutputFormat};
 
 /// What a client asked the thumbnail to be, checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -264,27 +264,7 @@ impl Request {
                     .into(),
             });
         }
-        if !(1.0..=MAX_DPR).contains(&self.dpr) {
-            return Err(options::find("dpr")
-                .expect("dpr is an option")
-                .error(&self.dpr.to_string()));
-        }
-        for (name, side) in [("width", self.width), ("height", self.height)] {
-            let scaled = (side as f64 * self.dpr as f64).round();
-            if scaled > MAX_OUTPUT_SIDE as f64 {
-                return Err(OptionError {
-                    name,
-                    got: side.to_string(),
-                    expected: format!(
-                        "at most {} at dpr {} (the box times dpr must stay within {MAX_OUTPUT_SIDE} \
-                         pixels)",
-                        (MAX_OUTPUT_SIDE as f64 / self.dpr as f64).floor(),
-                        self.dpr
-                    ),
-                });
-            }
-        }
-        Ok(())
+        self.sizing().validate()
     }
 
     /// The options that differ from the defaults, as text [`Raw::parse`] reads back to an
