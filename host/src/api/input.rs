@@ -200,6 +200,16 @@ impl Submission {
     }
 }
 
+/// Checks the query's option values and callback URL on their own: a body's field may replace
+/// them, but a query the document refuses is refused all the same.
+pub(crate) fn check_query(options: &OptionParams, callback: Option<&str>) -> Result<(), ApiError> {
+    options.0.check_values()?;
+    if let Some(url) = callback {
+        check_url_field(UrlField::Callback, url)?;
+    }
+    Ok(())
+}
+
 /// Checks a URL field's syntax and scheme; addresses are checked when it is used.
 pub fn check_url_field(field: UrlField, url: &str) -> Result<String, ApiError> {
     crate::outbound::check_url(url)
@@ -358,12 +368,8 @@ pub async fn read_submission(
             "content type {mime:?} is not accepted; send multipart/form-data, image/*, or application/json"
         )));
     };
-    query.0.check_values()?;
+    check_query(&query, query_callback.as_deref())?;
     let request = raw.over(query.0).parse()?;
-    // The query's callback is checked even where the body's replaces it.
-    if let Some(url) = &query_callback {
-        check_url_field(UrlField::Callback, url)?;
-    }
     let options = Negotiated::new(request, Accepts::from_header(accept.as_deref()));
     let callback_url = callback
         .map(|u| check_url_field(UrlField::Callback, &u))

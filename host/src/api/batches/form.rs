@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use super::super::error::{ApiError, UrlField};
 use resizer_core::request::{Accepts, Negotiated, Raw};
 
-use super::super::input::{check_url_field, json_options, json_text, read_body};
+use super::super::input::{check_query, check_url_field, json_options, json_text, read_body};
 use super::super::options::OptionParams;
 use crate::config::ServeConfig;
 use crate::jobs::Source;
@@ -36,11 +36,7 @@ pub async fn read(
     config: &ServeConfig,
 ) -> Result<Vec<Item>, ApiError> {
     let accepts = Accepts::from_header(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    query.0.check_values()?;
-    // The query's callback is checked even where the body's replaces it.
-    if let Some(url) = &callback {
-        check_url_field(UrlField::Callback, url)?;
-    }
+    check_query(&query, callback.as_deref())?;
     let query = Query {
         options: query,
         callback,
